@@ -1,0 +1,6 @@
+"""gitcoop: git-native data-science challenges with signed, verifiable scores."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]

@@ -1,0 +1,20 @@
+"""``python -m gitcoop``: the hook fast path skips the CLI framework's import cost."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> int:
+    """Entry point of `git-coop` and `python -m gitcoop`; returns the exit code."""
+    if len(sys.argv) > 1 and sys.argv[1] == "hook-impl":
+        from gitcoop.commands.hook import main
+
+        return main(sys.argv[2:])
+    from gitcoop.cli import main as cli_main
+
+    return cli_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The GitPython boundary: porcelain that must behave like the user's own git.
+
+GitPython is used only as a typed command runner, never for its object model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from gitcoop.errors import GitOperationError
+
+
+def _clean_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    # Inside hooks git exports GIT_DIR, GIT_INDEX_FILE and friends; a nested git acting
+    # on another worktree must not inherit them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP}
+    env.update(extra or {})
+    return env
+
+
+# Identity, protocol and config isolation chosen by the user still apply to nested git.
+_KEEP = frozenset(
+    {
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_AUTHOR_DATE",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "GIT_COMMITTER_DATE",
+        "GIT_CONFIG_NOSYSTEM",
+        "GIT_CONFIG_GLOBAL",
+        "GIT_ALLOW_PROTOCOL",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_ASKPASS",
+        "GIT_TERMINAL_PROMPT",
+        "GIT_TEMPLATE_DIR",
+    }
+)
+
+
+def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+    """Run ``git args`` in ``cwd`` and return its stdout; raises GitOperationError."""
+    from git.cmd import Git
+    from git.exc import GitCommandError
+
+    try:
+        out = Git(str(cwd)).execute(
+            ["git", *args], env=_clean_env(env), strip_newline_in_stdout=True
+        )
+    except GitCommandError as exc:
+        detail = str(exc.stderr or "").strip().splitlines()
+        last = detail[-1].strip(" '\"") if detail else f"exit status {exc.status}"
+        raise GitOperationError(f"git {args[0]} failed: {last}") from None
+    return str(out)
+
+
+def worktree_add(repo_dir: Path, path: Path, commit: str) -> None:
+    """Register a detached worktree at ``path`` checked out at ``commit``."""
+    git(repo_dir, "worktree", "prune")
+    git(repo_dir, "worktree", "add", "--detach", "--force", "--quiet", str(path), commit)
+    git(repo_dir, "worktree", "lock", "--reason", "gitcoop scoring worktree", str(path))
+
+
+def worktree_switch(path: Path, commit: str) -> None:
+    """Switch a scoring worktree to ``commit``, dropping every untracked or ignored file."""
+    git(path, "checkout", "--detach", "--force", "--quiet", commit)
+    git(path, "clean", "-ffdxq")
+
+
+def hooks_dir(repo_dir: Path) -> tuple[Path, str | None]:
+    """Return the hooks directory git uses and the ``core.hooksPath`` value if one is set."""
+    try:
+        custom: str | None = git(repo_dir, "config", "--get", "core.hooksPath")
+    except GitOperationError:
+        custom = None
+    path = git(repo_dir, "rev-parse", "--git-path", "hooks")
+    return (repo_dir / path).resolve(), custom
+
+
+def commit_paths(repo_dir: Path, paths: list[str], message: str) -> None:
+    """Stage ``paths`` and commit them with ``message`` (the user's hooks run as usual)."""
+    git(repo_dir, "add", "--", *paths)
+    git(repo_dir, "commit", "--quiet", "-m", message, "--", *paths)
+
+
+def push_ref(
+    repo_dir: Path, remote: str, ref: str, *, expect: str | None, env: Mapping[str, str]
+) -> None:
+    """Push ``ref`` to ``remote`` as a compare-and-swap (never a forced overwrite)."""
+    lease = f"--force-with-lease={ref}:{expect or ''}"
+    git(repo_dir, "push", "--quiet", "--no-verify", lease, remote, f"{ref}:{ref}", env=env)
+
+
+def fetch_ref(repo_dir: Path, remote: str, ref: str, into: str, env: Mapping[str, str]) -> bool:
+    """Fetch ``ref`` from ``remote`` into the local ref ``into``; False when the remote lacks it."""
+    try:
+        listed = git(repo_dir, "ls-remote", remote, ref, env=env)
+    except GitOperationError:
+        return False
+    if not listed.strip():
+        return False
+    git(repo_dir, "fetch", "--quiet", "--no-tags", remote, f"+{ref}:{into}", env=env)
+    return True

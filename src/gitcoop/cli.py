@@ -1,0 +1,362 @@
+"""The ``git coop`` command line: a thin typer layer over gitcoop.commands."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from gitcoop import __version__
+from gitcoop.errors import ExitCode, GitcoopError
+
+app = typer.Typer(
+    name="git coop",
+    help="Git-native data-science challenges: every push scored, signed, credited, verifiable.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+key_app = typer.Typer(help="Show or create your signing key.", no_args_is_help=True)
+hook_app = typer.Typer(help="Install or remove the pre-push hook.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
+app.add_typer(hook_app, name="hook")
+
+
+class Direction(StrEnum):
+    maximize = "maximize"
+    minimize = "minimize"
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (stable, documented schema).")]
+
+
+def _say(text: str) -> None:
+    typer.echo(text)
+
+
+def _err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def _dump(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, sort_keys=True))
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except GitcoopError as exc:
+        hint = f" (fix: {exc.hint})" if exc.hint else ""
+        _err(f"gitcoop: error: {exc.message}{hint}")
+        raise typer.Exit(int(exc.exit_code)) from None
+    except KeyboardInterrupt:
+        _err("gitcoop: interrupted")
+        raise typer.Exit(130) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        _say(f"gitcoop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Git-native data-science challenges."""
+
+
+@app.command()
+def init(
+    metric: Annotated[
+        str | None, typer.Option(help='Metric command, e.g. "python evaluate.py".')
+    ] = None,
+    direction: Annotated[
+        Direction | None, typer.Option(help="Whether higher or lower is better.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Challenge name (default: the directory name).")
+    ] = None,
+    timeout: Annotated[int, typer.Option(help="Metric timeout in seconds.", min=1)] = 600,
+    protect: Annotated[
+        list[str] | None, typer.Option(help="Evaluator files (glob); repeatable.")
+    ] = None,
+    branch: Annotated[
+        str | None, typer.Option(help="Challenge branch (default: the current one).")
+    ] = None,
+    metric_name: Annotated[
+        str | None,
+        typer.Option(
+            help="Key of the score in the metric's JSON output (default: the key it prints)."
+        ),
+    ] = None,
+    hooks: Annotated[
+        bool, typer.Option("--hooks/--no-hooks", help="Install the pre-push hook.")
+    ] = True,
+    commit: Annotated[bool, typer.Option("--commit/--no-commit", help="Commit .coop/.")] = True,
+) -> None:
+    """Turn this repository into a challenge (or set up a clone of one)."""
+    from gitcoop.commands.init import InitOptions
+    from gitcoop.commands.init import init as run
+
+    opts = InitOptions(
+        metric,
+        direction.value if direction else None,
+        name,
+        timeout,
+        tuple(protect or ()),
+        branch,
+        metric_name,
+        hooks,
+        commit,
+    )
+    with _errors():
+        result = run(".", opts)
+    if result.status == "exists":
+        _say(f"challenge {result.name} already exists here; nothing changed")
+        return
+    if result.key_created:
+        _say("created your signing key (see: git coop key show)")
+    if result.status == "joined":
+        _say(f"joined challenge {result.name}: ledger fetched, pre-push hook installed")
+        return
+    _say(
+        f"created challenge {result.name}; baseline {str(result.baseline)[:12]} "
+        f"scored {result.score}"
+    )
+    if result.hook:
+        _say(f"installed the pre-push hook at {result.hook}")
+
+
+@app.command()
+def evaluate(
+    revs: Annotated[
+        list[str] | None, typer.Argument(help="Commits to score (default: HEAD).")
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Metric runs in parallel.")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score commits, sign attestations and append them to the ledger."""
+    from gitcoop.commands.evaluate import evaluate as run
+    from gitcoop.commands.evaluate import first_error
+    from gitcoop.session import open_session, signer_for
+
+    with _errors():
+        s = open_session(".")
+        commits = [s.repo.resolve(r) for r in (revs or ["HEAD"])]
+        key, signer, _ = signer_for(s.repo, s.repo.workdir)
+        outcomes = run(s, commits, key, signer, jobs=jobs, report=_err)
+        error = first_error(outcomes)
+    if as_json:
+        _dump(
+            [
+                {
+                    "commit": o.commit,
+                    "score": None if o.score is None else str(o.score),
+                    "delta": None if o.delta is None else str(o.delta),
+                    "cached": o.cached,
+                    "attested": o.attested,
+                    "error": o.error,
+                }
+                for o in outcomes
+            ]
+        )
+    else:
+        for o in outcomes:
+            state = "attested" if o.attested else ("failed" if o.error else "already attested")
+            delta = "" if o.delta is None else f" (delta {o.delta:+})"
+            _say(f"{o.commit[:12]}  {o.score if o.score is not None else '-'}{delta}  {state}")
+    if error is not None:
+        _err(f"gitcoop: error: {error.message}")
+        raise typer.Exit(int(ExitCode.CHECK_FAILED))
+
+
+@app.command()
+def show(
+    rev: Annotated[str, typer.Argument(help="The commit to show.")] = "HEAD",
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a commit's attestations."""
+    from gitcoop.commands.show import show as run
+
+    with _errors():
+        result = run(".", rev)
+    if as_json:
+        _dump(result)
+        return
+    if not result["attestations"]:
+        _say(f"{result['commit'][:12]}: no attestations")
+    for a in result["attestations"]:
+        signer = a.get("signer") or {}
+        _say(
+            f"{result['commit'][:12]}  {a.get('metric')}={a.get('score')}  "
+            f"delta {a.get('delta')}  #{a['seq']}  by {signer.get('principal')} "
+            f"({signer.get('keyid')})  {a.get('time')}"
+        )
+
+
+@app.command()
+def log(
+    limit: Annotated[
+        int | None, typer.Option("-n", "--max-count", min=1, help="Show at most N entries.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List ledger entries, newest first."""
+    from gitcoop.commands.show import log as run
+
+    with _errors():
+        entries = run(".", limit=limit)
+    if as_json:
+        _dump(entries)
+        return
+    for e in entries:
+        who = (e.get("signer") or {}).get("principal", "?")
+        what = f"{e['commit'][:12]} {e.get('metric')}={e.get('score')}" if "commit" in e else ""
+        _say(f"#{e['seq']:<5} {e['kind']:<12} {what:<32} {who}  {e.get('time', '')}")
+
+
+@app.command()
+def verify(
+    full: Annotated[
+        bool, typer.Option("--full", help="Re-check every entry, not only new ones.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every ledger entry: links, signatures, subjects. Exit 1 bad, 3 rewritten."""
+    from gitcoop.commands.verify import verify as run
+
+    with _errors():
+        report = run(".", full=full)
+    if as_json:
+        _dump(report.to_json())
+        return
+    for w in report.warnings:
+        _err(f"gitcoop: warning: {w}")
+    head = report.head
+    _say(
+        f"ledger OK: {0 if head is None else head.seq + 1} entries, {report.checked} checked "
+        f"now, head #{head.seq if head else '-'} sha256:{head.hash[:16] if head else '-'}"
+    )
+    for keyid, info in sorted(report.signers.items()):
+        _say(f"  signer {info['principal']} ({keyid}): {info['entries']} entries")
+
+
+@app.command()
+def credit(
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    as_json: JsonOpt = False,
+    rev: Annotated[
+        str | None, typer.Option(help="Branch or commit (default: the challenge branch).")
+    ] = None,
+) -> None:
+    """Who improved the score, and by how much (verifies the ledger first)."""
+    from gitcoop.commands.credit import credit as run
+    from gitcoop.render import credit_text
+
+    with _errors():
+        report = run(".", rev=rev).to_json()
+    if as_json or fmt is Format.json:
+        _dump(report)
+    else:
+        _say(credit_text(report, fmt.value))
+
+
+@app.command()
+def sync(remote: Annotated[str, typer.Argument(help="The remote.")] = "origin") -> None:
+    """Fetch, verify and merge the remote's ledger, then publish the local one."""
+    from gitcoop.git import open_repo
+    from gitcoop.sync import sync as run
+
+    with _errors():
+        repo = open_repo(".")
+        result = run(repo, repo.workdir or repo.common_dir, remote)
+    _say(
+        f"fetched {result.fetched}, re-linked {result.relinked}, "
+        f"{'pushed' if result.pushed else 'nothing to push'}"
+    )
+
+
+@key_app.command("show")
+def key_show() -> None:
+    """Print your public key and its fingerprint."""
+    from gitcoop import keys
+
+    with _errors():
+        k = keys.load(keys.gitcoop_home())
+    _say(f"{k.public_openssh}\n{k.keyid}")
+
+
+@key_app.command("generate")
+def key_generate() -> None:
+    """Create your signing key (refuses to overwrite one)."""
+    from gitcoop import keys
+    from gitcoop.git import open_repo
+    from gitcoop.session import identity
+
+    with _errors():
+        home = keys.gitcoop_home()
+        try:
+            email = identity(open_repo("."))[1]
+        except GitcoopError:
+            email = "unknown@localhost"
+        k = keys.generate(home, comment=email)
+    _say(f"created {k.path}\n{k.public_openssh}\n{k.keyid}")
+
+
+@hook_app.command("install")
+def hook_install() -> None:
+    """Install the pre-push hook (an existing hook is kept as pre-push.legacy)."""
+    from gitcoop import hooks
+    from gitcoop.commands.init import _workdir
+    from gitcoop.git import open_repo
+
+    with _errors():
+        path = hooks.install(_workdir(open_repo(".")))
+    _say(f"installed {path}")
+
+
+@hook_app.command("uninstall")
+def hook_uninstall() -> None:
+    """Remove the pre-push hook and restore a kept legacy hook."""
+    from gitcoop import hooks
+    from gitcoop.commands.init import _workdir
+    from gitcoop.git import open_repo
+
+    with _errors():
+        hooks.uninstall(_workdir(open_repo(".")))
+    _say("removed the gitcoop pre-push hook")
+
+
+def main() -> int:
+    """Run the CLI; returns the exit code."""
+    try:
+        app(prog_name="git coop")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Use cases behind the CLI: typed inputs in, results out, no printing."""

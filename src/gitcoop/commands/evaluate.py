@@ -1,0 +1,204 @@
+"""Score commits with the pinned metric, sign metric-delta attestations, append them."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from gitcoop import __version__, cache, constants, ledger, records
+from gitcoop.errors import GitcoopError, MetricError
+from gitcoop.git import Repo, open_repo
+from gitcoop.keys import SigningKey
+from gitcoop.metric import MetricSpec, decimal_text, run_metric
+from gitcoop.pinned import Pinned, effective_tree
+from gitcoop.session import Session
+from gitcoop.workspace import prepare, worktree
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one commit: scored and attested, already attested, or failed."""
+
+    commit: str
+    score: Decimal | None = None
+    delta: Decimal | None = None
+    cached: bool = False
+    attested: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A metric run's result (or why it failed), and whether it came from the cache."""
+
+    score: Decimal | None
+    duration_ms: int
+    cached: bool
+    error: str | None = None
+    name: str = ""
+
+
+def environment() -> dict[str, str]:
+    """Describe the evaluator environment, with a digest over the description."""
+    env = {
+        "gitcoop": __version__,
+        "python": platform.python_version(),
+        "platform": f"{platform.system()}-{platform.machine()}".lower(),
+    }
+    blob = "\n".join(f"{k}={v}" for k, v in sorted(env.items())).encode()
+    return {**env, "digest": "sha256:" + hashlib.sha256(blob).hexdigest()}
+
+
+def score_commit(common_dir: Path, local: Path, pin: Pinned, commit: str) -> Scored:
+    """Score one commit in a scoring worktree, or from the cache when its non-protected
+    files and the challenge are unchanged. Metric failures come back in the result."""
+    repo = open_repo(common_dir)  # pygit2 handles are not shared across threads
+    key = effective_tree(repo, repo.commit(commit).tree, pin.challenge)
+    scores = cache.ScoreCache(local)
+    hit = scores.get(key, pin.digest)
+    if hit is not None:
+        return Scored(hit[0], hit[1], cached=True)
+    m = pin.challenge.metric
+    try:
+        with worktree(repo) as path:
+            prepare(repo, path, commit, pin)
+            result = run_metric(
+                MetricSpec(m.command, m.name, m.timeout, m.output_limit),
+                path,
+                extra_env={"COOP_COMMIT": commit},
+            )
+    except GitcoopError as exc:
+        return Scored(None, 0, cached=False, error=str(exc))
+    scores.put(key, pin.digest, result.value, result.duration_ms)
+    return Scored(result.value, result.duration_ms, cached=False, name=result.name)
+
+
+def _in_challenge(repo: Repo, baseline: str, commit: str) -> bool:
+    return repo.is_ancestor(baseline, commit)
+
+
+def _needed(s: Session, todo: list[str], index: cache.AttestedIndex, baseline: str) -> list[str]:
+    need: list[str] = []
+    for c in todo:
+        parents = s.repo.commit(c).parents
+        p = parents[0] if parents else None
+        if (
+            p
+            and p not in todo
+            and p not in need
+            and index.score(p, s.pinned.digest) is None
+            and _in_challenge(s.repo, baseline, p)
+        ):
+            need.append(p)
+        need.append(c)
+    return need
+
+
+def _score_all(s: Session, commits: list[str], jobs: int, report: Report) -> dict[str, Scored]:
+    def task(c: str) -> tuple[str, Scored]:
+        out = score_commit(s.repo.common_dir, s.local, s.pinned, c)
+        what = out.error or f"{out.score}{' (cached)' if out.cached else ''}"
+        report(f"scored {c[:12]}: {what}")
+        return c, out
+
+    if jobs <= 1 or len(commits) <= 1:
+        return dict(task(c) for c in commits)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return dict(pool.map(task, commits))
+
+
+def _parent_score(
+    s: Session, index: cache.AttestedIndex, parent: str | None, scored: dict[str, Scored]
+) -> Decimal | None:
+    if parent is None:
+        return None
+    known = index.score(parent, s.pinned.digest)
+    if known is not None:
+        return known
+    got = scored.get(parent)
+    return got.score if got else None
+
+
+def _improvement(score: Decimal, parent: Decimal | None, maximize: bool) -> Decimal | None:
+    if parent is None:
+        return None
+    return score - parent if maximize else parent - score
+
+
+def _attest(
+    s: Session,
+    key: SigningKey,
+    signer: records.Signer,
+    commit: str,
+    score: Scored,
+    parent_score: Decimal | None,
+) -> ledger.Head:
+    info = s.repo.commit(commit)
+    assert score.score is not None
+    ch = s.pinned.challenge
+    att = records.Attestation(
+        commit=commit,
+        tree=info.tree,
+        challenge=s.pinned.digest,
+        origin=s.head.origin,
+        metric=ch.metric.name,
+        direction=ch.metric.direction,
+        split="public",
+        score=score.score,
+        parent=info.parents[0] if info.parents else None,
+        parent_score=parent_score,
+        delta=_improvement(score.score, parent_score, ch.maximize),
+        environment=environment(),
+        duration_ms=score.duration_ms,
+        time=records.now(),
+        signer=signer,
+    )
+    envelope = records.sign(att.statement(), constants.INTOTO_PAYLOAD_TYPE, key)
+    return ledger.append(s.repo, "attestation", key.public_openssh, envelope)
+
+
+def evaluate(
+    s: Session,
+    commits: Iterable[str],
+    key: SigningKey,
+    signer: records.Signer,
+    *,
+    jobs: int = 1,
+    report: Report = lambda _: None,
+) -> list[Outcome]:
+    """Score and attest ``commits`` (parents first); commits this key already attested
+    under the current challenge are reported and left alone. Never raises for a metric
+    failure: the outcome carries the error."""
+    index = cache.load_index(s.repo, s.local)
+    digest = s.pinned.digest
+    ordered = list(dict.fromkeys(commits))
+    todo = [c for c in ordered if not index.has(c, digest, key.keyid)]
+    scored = _score_all(s, _needed(s, todo, index, s.baseline), jobs, report)
+    outcomes = [Outcome(c, index.score(c, digest)) for c in ordered if c not in todo]
+    for c in todo:
+        got = scored[c]
+        if got.score is None:
+            outcomes.append(Outcome(c, error=got.error))
+            continue
+        parents = s.repo.commit(c).parents
+        pscore = _parent_score(s, index, parents[0] if parents else None, scored)
+        _attest(s, key, signer, c, got, pscore)
+        index.scores.setdefault(c, {}).setdefault(digest, decimal_text(got.score))
+        delta = _improvement(got.score, pscore, s.pinned.challenge.maximize)
+        outcomes.append(Outcome(c, got.score, delta, got.cached, attested=True))
+    return outcomes
+
+
+def first_error(outcomes: list[Outcome]) -> MetricError | None:
+    """The first failure among outcomes as a MetricError naming the commit, or None."""
+    for o in outcomes:
+        if o.error:
+            return MetricError(f"metric failed on {o.commit[:12]}: {o.error}")
+    return None

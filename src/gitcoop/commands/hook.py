@@ -1,0 +1,146 @@
+"""The pre-push hook: score what the push brings to the challenge branch, then publish."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitcoop import cache, constants, hooks, ledger, sync
+from gitcoop.commands.evaluate import Report, evaluate, first_error
+from gitcoop.errors import ExitCode, GitcoopError
+from gitcoop.git import ZERO, Repo, open_repo
+from gitcoop.session import Session, open_session, signer_for
+
+
+@dataclass(frozen=True)
+class PushLine:
+    """One line of git's pre-push input."""
+
+    local_ref: str
+    local_sha: str
+    remote_ref: str
+    remote_sha: str
+
+
+def parse_lines(data: bytes) -> list[PushLine]:
+    """Parse pre-push stdin (``<local ref> <local sha> <remote ref> <remote sha>`` lines)."""
+    out = []
+    for raw in data.decode("utf-8", errors="replace").splitlines():
+        parts = raw.split()
+        if len(parts) == 4:
+            out.append(PushLine(*parts))
+    return out
+
+
+def _run_legacy(git_dir: Path, argv: list[str], stdin: bytes) -> int:
+    legacy = hooks.legacy_hook(git_dir)
+    if legacy is None:
+        return 0
+    env = {**os.environ, constants.HOOK_GUARD_ENV: ""}
+    return subprocess.run([str(legacy), *argv], input=stdin, env=env, check=False).returncode
+
+
+def commits_to_score(s: Session, remote: str, lines: list[PushLine]) -> list[str]:
+    """New commits this push brings to the challenge branch, parents first."""
+    branch = f"refs/heads/{s.pinned.challenge.branch}"
+    hide = [*s.repo.refs_with_prefix(f"refs/remotes/{remote}/"), s.baseline]
+    out: list[str] = []
+    for line in lines:
+        if line.remote_ref != branch or line.local_sha == ZERO:
+            continue
+        known = [line.remote_sha] if line.remote_sha != ZERO else []
+        out.extend(c for c in s.repo.new_commits(line.local_sha, hide + known) if c not in out)
+    return out
+
+
+def _pending_publish(repo: Repo, remote: str) -> bool:
+    local = repo.ref(constants.LEDGER_REF)
+    return local is not None and local != repo.ref(sync.staging_ref(remote))
+
+
+def _unattested(s: Session, commits: list[str]) -> list[str]:
+    index = cache.load_index(s.repo, s.local)
+    return [c for c in commits if index.score(c, s.pinned.digest) is None]
+
+
+def pre_push(remote: str, url: str, stdin: bytes, report: Report) -> int:
+    """Run the hook; return the exit code git should see (non-zero refuses the push)."""
+    repo = open_repo(".")
+    code = _run_legacy(repo.git_dir, [remote, url], stdin)
+    if code != 0 or ledger.head(repo) is None:
+        return code
+    s = open_session(".")
+    lines = parse_lines(stdin)
+    commits = commits_to_score(s, remote, lines)
+    branch = f"refs/heads/{s.pinned.challenge.branch}"
+    touches = any(ln.remote_ref == branch and ln.local_sha != ZERO for ln in lines)
+    if not _unattested(s, commits) and not (touches and _pending_publish(repo, remote)):
+        return 0  # the idle path: no network, no signing key
+    workdir = repo.workdir or repo.common_dir
+    try:
+        # Take the remote's entries first: parents scored by others need no second run.
+        sync.sync(repo, workdir, remote, push=False)
+        s = open_session(".")
+        failed = _score(s, _unattested(s, commits), report) if commits else None
+        if failed is not None:
+            return failed
+        pushed = sync.publish(repo, workdir, remote)
+    except GitcoopError as exc:
+        report(f"gitcoop: {exc}")
+        return int(exc.exit_code)
+    if pushed:
+        report(f"gitcoop: published the ledger to {remote}")
+    return 0
+
+
+def _score(s: Session, commits: list[str], report: Report) -> int | None:
+    key, signer, _ = signer_for(s.repo, s.repo.workdir)
+    outcomes = evaluate(s, commits, key, signer, report=report)
+    error = first_error(outcomes)
+    if error is None:
+        return None
+    if s.pinned.challenge.on_error == "warn":
+        report(f"gitcoop: warning: {error.message}; pushing unscored (hook.on_error: warn)")
+        return None
+    report(f"gitcoop: {error.message}")
+    report(
+        "gitcoop: push refused; fix the metric, or skip scoring once with "
+        "`git push --no-verify` (or set hook.on_error: warn)"
+    )
+    return int(ExitCode.CHECK_FAILED)
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``python -m gitcoop hook-impl pre-push REMOTE URL``."""
+    if os.environ.get(constants.HOOK_GUARD_ENV):
+        return 0
+    if len(argv) < 3 or argv[0] != "pre-push":
+        print("gitcoop: usage: hook-impl pre-push REMOTE URL", file=sys.stderr)
+        return int(ExitCode.USAGE)
+    for name in [k for k in os.environ if k.startswith("GIT_") and k in _HOOK_VARS]:
+        del os.environ[name]  # git exports these to hooks; they must not leak into worktrees
+    stdin = sys.stdin.buffer.read()
+
+    def report(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    try:
+        return pre_push(argv[1], argv[2], stdin, report)
+    except GitcoopError as exc:
+        report(f"gitcoop: {exc}")
+        return int(exc.exit_code)
+
+
+_HOOK_VARS = frozenset(
+    {
+        "GIT_DIR",
+        "GIT_INDEX_FILE",
+        "GIT_WORK_TREE",
+        "GIT_PREFIX",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_QUARANTINE_PATH",
+    }
+)

@@ -1,0 +1,237 @@
+"""Turn a repository into a challenge: challenge file, trust list, key, hook, genesis, baseline."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitcoop import _gitcli, constants, hooks, ledger, pinned, records, resources, sync
+from gitcoop.challenge import parse_challenge, render_template
+from gitcoop.commands import evaluate as evaluate_mod
+from gitcoop.errors import ConfigError, GitcoopError, MetricError
+from gitcoop.git import Repo, open_repo
+from gitcoop.keys import SigningKey
+from gitcoop.metric import AUTO_NAME
+from gitcoop.session import open_session, signer_for
+from gitcoop.workspace import local_dir
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    """What ``git coop init`` was asked to do."""
+
+    metric: str | None = None
+    direction: str | None = None
+    name: str | None = None
+    timeout: int = 600
+    protect: tuple[str, ...] = ()
+    branch: str | None = None
+    metric_name: str | None = None
+    hooks: bool = True
+    commit: bool = True
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What init did: ``created``, ``joined`` (a clone of an existing challenge) or ``exists``."""
+
+    status: str
+    name: str
+    baseline: str | None = None
+    score: str | None = None
+    key_created: bool = False
+    hook: Path | None = None
+
+
+def _workdir(repo: Repo) -> Path:
+    if repo.workdir is None:
+        raise ConfigError(
+            "cannot init a challenge in a bare repository",
+            hint="run it in a clone with a work tree",
+        )
+    return repo.workdir
+
+
+def _default_name(root: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "-", root.name)[:64].strip("-") or "challenge"
+
+
+def _signers_text(email: str, key: SigningKey) -> str:
+    return (
+        "# gitcoop trust list, OpenSSH allowed_signers format: principal, options, key.\n"
+        "# Edits take effect only through a ledger entry signed by a maintainer.\n"
+        "# role: maintainer\n"
+        f'{email} namespaces="gitcoop" {key.public_openssh}\n'
+    )
+
+
+def _current_branch(repo: Repo, root: Path) -> str:
+    try:
+        return _gitcli.git(root, "symbolic-ref", "--short", "-q", "HEAD") or "main"
+    except GitcoopError:
+        return "main"
+
+
+def _write_challenge(
+    root: Path,
+    repo: Repo,
+    opts: InitOptions,
+    email: str,
+    key: SigningKey,
+    metric_name: str = "score",
+) -> list[Path]:
+    if not opts.metric or not opts.direction:
+        raise ConfigError(
+            "a new challenge needs --metric and --direction",
+            hint='e.g. git coop init --metric "python evaluate.py" --direction maximize',
+        )
+    text = render_template(
+        name=opts.name or _default_name(root),
+        command=opts.metric,
+        direction=opts.direction,
+        branch=opts.branch or _current_branch(repo, root),
+        timeout=opts.timeout,
+        protect=list(opts.protect),
+        metric_name=opts.metric_name or metric_name,
+        template_text=resources.read_text("templates", "challenge.yaml"),
+    )
+    parse_challenge(text, source=constants.CHALLENGE_FILE)  # fail before writing anything
+    coop = root / constants.COOP_DIR
+    coop.mkdir(exist_ok=True)
+    written = [root / constants.CHALLENGE_FILE, root / constants.SIGNERS_FILE]
+    written[0].write_text(text, encoding="utf-8")
+    written[1].write_text(_signers_text(email, key), encoding="utf-8")
+    return written
+
+
+def _undo(root: Path, written: list[Path]) -> None:
+    for path in written:
+        path.unlink(missing_ok=True)
+    coop = root / constants.COOP_DIR
+    if coop.exists() and not any(coop.iterdir()):
+        shutil.rmtree(coop)
+
+
+def _genesis(
+    repo: Repo,
+    pin: pinned.Pinned,
+    baseline: str,
+    key: SigningKey,
+    signer: records.Signer,
+    trust: list[str],
+) -> None:
+    body = records.genesis_body(pin.challenge.name, pin.digest, baseline, trust)
+    event = records.Event("genesis", body, signer, records.now())
+    envelope = records.sign(event.payload(), constants.EVENT_PAYLOAD_TYPE, key)
+    entry = ledger.Entry(0, None, "genesis", pin.digest, None, key.public_openssh, envelope)
+    ledger.create_genesis(repo, entry, pin.tree)
+
+
+def _trust_lines(root: Path) -> list[str]:
+    text = (root / constants.SIGNERS_FILE).read_text(encoding="utf-8")
+    return [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def _score_baseline(repo: Repo, pin: pinned.Pinned, commit: str, *, probe: bool) -> str:
+    if probe:  # learn the metric's name from what it prints
+        metric = dataclasses.replace(pin.challenge.metric, name=AUTO_NAME)
+        pin = dataclasses.replace(pin, challenge=dataclasses.replace(pin.challenge, metric=metric))
+    got = evaluate_mod.score_commit(repo.common_dir, local_dir(repo), pin, commit)
+    if got.error:
+        raise MetricError(
+            f"the baseline {commit[:12]} could not be scored: {got.error}",
+            hint="fix the metric command; nothing was changed",
+        )
+    return got.name
+
+
+def _create(repo: Repo, root: Path, opts: InitOptions, *, adopt: bool = False) -> InitResult:
+    if opts.hooks:
+        hooks.hooks_dir(root)  # refuse a moved hooks directory before writing anything
+    key, signer, created = signer_for(repo, root)
+    if adopt:  # a hand-written challenge file: keep it, add the trust list if it lacks one
+        written = (
+            [] if (root / constants.SIGNERS_FILE).exists() else [root / constants.SIGNERS_FILE]
+        )
+        for path in written:
+            path.write_text(_signers_text(signer.principal, key), encoding="utf-8")
+    else:
+        written = _write_challenge(root, repo, opts, signer.principal, key)
+    try:
+        start = repo.head_commit()
+        probe = not adopt and opts.metric_name is None
+        name = _score_baseline(repo, pinned.from_workdir(repo, root), start, probe=probe)
+        if probe and name != "score":
+            _write_challenge(root, repo, opts, signer.principal, key, name)
+        if opts.commit and _gitcli.git(root, "status", "--porcelain", "--", constants.COOP_DIR):
+            _gitcli.commit_paths(root, [constants.COOP_DIR], "coop: init challenge")
+    except BaseException:
+        _undo(root, written)
+        raise
+    baseline = repo.head_commit()
+    pin = (
+        pinned.from_tree(repo, repo.commit(baseline).tree, "HEAD")
+        if opts.commit
+        else pinned.from_workdir(repo, root)
+    )
+    _genesis(repo, pin, baseline, key, signer, _trust_lines(root))
+    hook = hooks.install(root) if opts.hooks else None
+    outcome = evaluate_mod.evaluate(open_session(root), [baseline], key, signer)[0]
+    return InitResult(
+        "created",
+        pin.challenge.name,
+        baseline,
+        None if outcome.score is None else str(outcome.score),
+        created,
+        hook,
+    )
+
+
+def _join(repo: Repo, root: Path, opts: InitOptions) -> InitResult:
+    # A clone of an existing challenge: take the ledger from a remote and set up this clone;
+    # with no ledger anywhere, the committed challenge file starts a new one.
+    for remote in _remotes(root):
+        sync.sync(repo, root, remote, push=False)
+        if ledger.head(repo) is not None:
+            break
+    if ledger.head(repo) is None:
+        if (root / constants.SIGNERS_FILE).exists():
+            raise ConfigError(
+                "this challenge's ledger was not found on any remote",
+                hint="ask its maintainer to publish it: git push origin refs/coop/ledger",
+            )
+        return _create(repo, root, opts, adopt=True)
+    _key, _signer, created = signer_for(repo, root)
+    hook = hooks.install(root) if opts.hooks and not hooks.installed(root) else None
+    session = open_session(root)
+    return InitResult("joined", session.pinned.challenge.name, key_created=created, hook=hook)
+
+
+def _remotes(root: Path) -> list[str]:
+    out = _gitcli.git(root, "remote")
+    return [r for r in out.split() if r]
+
+
+def init(path: str | Path, opts: InitOptions) -> InitResult:
+    """Create the challenge in the repository at ``path``, or set up a clone of one.
+
+    Running it again changes nothing. Raises ConfigError, MetricError or NotARepository.
+    """
+    repo = open_repo(path)
+    root = _workdir(repo)
+    repo.head_commit()
+    if ledger.head(repo) is not None:
+        hook = hooks.install(root) if opts.hooks and not hooks.installed(root) else None
+        name = open_session(root).pinned.challenge.name
+        return InitResult("exists", name, hook=hook)
+    if not (root / constants.CHALLENGE_FILE).exists():
+        return _create(repo, root, opts)
+    if opts.metric:
+        raise ConfigError(
+            f"{constants.CHALLENGE_FILE} already exists",
+            hint="run `git coop init` without --metric to set up this clone",
+        )
+    return _join(repo, root, opts)

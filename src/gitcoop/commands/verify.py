@@ -1,0 +1,230 @@
+"""Verify the ledger: chain links, signatures, subjects recomputed from the repository.
+
+Remembers the last verified head (the pin) so later runs check only new entries; a ledger
+that no longer contains the pinned head has been rewritten, which is a security error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitcoop import _fs, constants, ledger, pinned, records
+from gitcoop.errors import ConfigError, FormatError, GitcoopError, SecurityError, VerificationError
+from gitcoop.git import Repo, open_repo
+from gitcoop.workspace import local_dir
+
+_KIND_TYPES = {
+    "genesis": constants.EVENT_PAYLOAD_TYPE,
+    "attestation": constants.INTOTO_PAYLOAD_TYPE,
+}
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where verification stands: the last verified entry and the rules then in force."""
+
+    commit: str
+    seq: int
+    hash: str
+    origin: str
+    challenge: str
+    pinned_tree: str
+
+    def to_json(self) -> dict[str, object]:
+        """Plain JSON form (the pin file)."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class Report:
+    """The result of a successful verification."""
+
+    head: Position | None = None
+    checked: int = 0
+    signers: dict[str, dict[str, object]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    full: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        """The documented ``verify --json`` object."""
+        h = self.head
+        return {
+            "ok": True,
+            "full": self.full,
+            "checked": self.checked,
+            "entries": 0 if h is None else h.seq + 1,
+            "head": None if h is None else {"seq": h.seq, "hash": h.hash, "commit": h.commit},
+            "signers": [{"keyid": k, **v} for k, v in sorted(self.signers.items())],
+            "warnings": self.warnings,
+        }
+
+
+def _fail(seq: int, what: str) -> VerificationError:
+    return VerificationError(f"ledger entry #{seq} {what}")
+
+
+def _check_link(rec: ledger.Record, pos: Position | None) -> None:
+    e = rec.entry
+    if pos is None:
+        if e.seq != 0 or e.prev is not None or e.origin is not None or e.kind != "genesis":
+            raise _fail(e.seq, "should be the genesis entry (seq 0, no prev, no origin)")
+        return
+    if e.seq != pos.seq + 1:
+        raise _fail(pos.seq + 1, f"has seq {e.seq}: an entry was removed or reordered")
+    if e.prev != pos.hash:
+        raise _fail(e.seq, "does not link to the entry before it (prev hash mismatch)")
+    if rec.parents != (pos.commit,):
+        raise _fail(e.seq, "is not a child of the entry before it")
+    if e.origin != pos.origin or e.challenge != pos.challenge:
+        raise _fail(e.seq, "names another ledger or challenge")
+    if rec.pinned_tree != pos.pinned_tree:
+        raise _fail(e.seq, "changes the pinned challenge without a challenge-update")
+
+
+def _check_genesis(repo: Repo, rec: ledger.Record, obj: object, report: Report) -> None:
+    event = records.parse_event(obj, "genesis")
+    _name, digest, baseline = records.genesis_fields(event.body)
+    pin = pinned.load(repo, rec.pinned_tree, digest)
+    files = list(repo.files(rec.pinned_tree))
+    if pinned.digest(repo, pin.challenge, files) != digest or rec.entry.challenge != digest:
+        raise _fail(0, "pins a challenge snapshot that does not match its digest")
+    if not repo.has_object(baseline):
+        report.warnings.append(f"baseline commit {baseline[:12]} is not in this repository")
+
+
+def _check_attestation(repo: Repo, rec: ledger.Record, obj: object, report: Report) -> None:
+    att = records.parse_attestation(obj)
+    e = rec.entry
+    if att.challenge != e.challenge or att.origin != e.origin:
+        raise _fail(e.seq, "attests under another challenge or ledger")
+    if not repo.has_object(att.commit):
+        report.warnings.append(
+            f"entry #{e.seq}: commit {att.commit[:12]} is not in this repository (not checked)"
+        )
+        return
+    if repo.commit(att.commit).tree != att.tree:
+        raise _fail(e.seq, f"subject digest mismatch: commit {att.commit[:12]} has another tree")
+
+
+def _check_entry(repo: Repo, rec: ledger.Record, report: Report) -> None:
+    e = rec.entry
+    payload_type = _KIND_TYPES.get(e.kind)
+    if payload_type is None:
+        raise _fail(e.seq, f"has kind {e.kind!r}, which this version cannot verify")
+    obj, keyid = records.open_envelope(e.envelope, e.key, payload_type)
+    signer = records.Signer.from_json(
+        obj.get("predicate", obj).get("signer") if isinstance(obj, dict) else None
+    )
+    if signer.keyid != keyid:
+        raise _fail(e.seq, "names a signer key other than the one that signed it")
+    if e.kind == "genesis":
+        _check_genesis(repo, rec, obj, report)
+    else:
+        _check_attestation(repo, rec, obj, report)
+    row = report.signers.setdefault(
+        keyid, {"principal": signer.principal, "name": signer.name, "entries": 0}
+    )
+    row["entries"] = int(str(row["entries"])) + 1
+
+
+def verify_range(repo: Repo, tip: str, start: Position | None, report: Report) -> Position | None:
+    """Check every entry after ``start`` up to ``tip``; return the new position.
+
+    Raises VerificationError naming the first bad entry.
+    """
+    pos = start
+    stop = None if start is None else start.commit
+    for commit in ledger.chain(repo, tip, stop):
+        seq = 0 if pos is None else pos.seq + 1
+        try:
+            rec = ledger.read_record(repo, commit)
+        except FormatError as exc:
+            raise _fail(seq, f"is malformed: {exc.message}") from None
+        _check_link(rec, pos)
+        try:
+            _check_entry(repo, rec, report)
+        except FormatError as exc:
+            raise _fail(rec.entry.seq, f"is malformed: {exc.message}") from None
+        except VerificationError as exc:
+            if exc.message.startswith("ledger entry"):
+                raise
+            raise _fail(rec.entry.seq, exc.message) from None
+        e = rec.entry
+        pos = Position(
+            commit,
+            e.seq,
+            ledger.entry_hash(rec.data),
+            e.origin or ledger.entry_hash(rec.data),
+            e.challenge,
+            rec.pinned_tree,
+        )
+        report.checked += 1
+    return pos
+
+
+def _pin_path(repo: Repo) -> Path:
+    return local_dir(repo) / "verified.json"
+
+
+def read_pin(repo: Repo) -> Position | None:
+    """The last verified position, or None."""
+    raw = _fs.read_or_none(_pin_path(repo))
+    try:
+        return Position(**json.loads(raw)) if raw else None
+    except (ValueError, TypeError):
+        return None
+
+
+def write_pin(repo: Repo, pos: Position) -> None:
+    """Remember ``pos`` as verified (atomic write)."""
+    _fs.atomic_write(_pin_path(repo), json.dumps(pos.to_json()).encode())
+
+
+def _rewritten(repo: Repo, tip: str, pin: Position) -> SecurityError:
+    detail = ""
+    try:
+        verify_range(repo, tip, None, Report())
+    except VerificationError as exc:
+        detail = f"; first bad entry: {exc.message.removeprefix('ledger entry ')}"
+    now = ledger.head(repo)
+    seq = "?" if now is None else now.entry.seq
+    return SecurityError(
+        f"the ledger was rewritten: verified entry #{pin.seq} (sha256 {pin.hash[:16]}, "
+        f"commit {pin.commit[:12]}) is no longer in {constants.LEDGER_REF}, now at "
+        f"#{seq} (commit {tip[:12]}){detail}",
+        hint="do not trust this ledger; compare with another clone",
+    )
+
+
+def verify(path: str | Path = ".", *, full: bool = False) -> Report:
+    """Verify the repository's ledger, incrementally from the pin unless ``full``.
+
+    Raises VerificationError (exit 1), SecurityError (exit 3) or ConfigError.
+    """
+    repo = open_repo(path)
+    tip = repo.ref(constants.LEDGER_REF)
+    report = Report(full=full)
+    if tip is None:
+        raise ConfigError(
+            "this repository has no gitcoop ledger",
+            hint="run: git coop init (or git coop sync REMOTE in a clone)",
+        )
+    pin = read_pin(repo)
+    start = None if full else pin
+    if start is not None:
+        try:
+            ledger.chain(repo, tip, start.commit)
+        except GitcoopError:
+            raise _rewritten(repo, tip, start) from None
+    report.head = verify_range(repo, tip, start, report) or start
+    if pin is not None and report.head is not None and full and not _extends(repo, tip, pin):
+        raise _rewritten(repo, tip, pin)
+    if report.head is not None:
+        write_pin(repo, report.head)
+    return report
+
+
+def _extends(repo: Repo, tip: str, pin: Position) -> bool:
+    return repo.has_object(pin.commit) and repo.is_ancestor(pin.commit, tip)

@@ -1,0 +1,272 @@
+"""The pygit2 boundary: objects, refs and history walks. pygit2 quirks stay in here."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import pygit2
+
+from gitcoop.errors import ConfigError, GitOperationError, LedgerConflict, NotARepository
+
+ZERO = "0" * 40
+_HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_BLOB = pygit2.enums.FileMode.BLOB
+_EXEC = pygit2.enums.FileMode.BLOB_EXECUTABLE
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """What gitcoop needs to know of a commit."""
+
+    id: str
+    tree: str
+    parents: tuple[str, ...]
+    author_name: str
+    author_email: str
+    time: int
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A regular file in a tree: path, blob id and whether it is executable."""
+
+    path: str
+    blob: str
+    executable: bool
+
+
+class Repo:
+    """A repository opened through pygit2."""
+
+    def __init__(self, repo: pygit2.Repository) -> None:
+        self._repo = repo
+
+    @property
+    def workdir(self) -> Path | None:
+        """The work tree root, or None for a bare repository."""
+        wd = self._repo.workdir
+        return Path(wd) if wd else None
+
+    @property
+    def git_dir(self) -> Path:
+        """The repository's git directory (per worktree)."""
+        return Path(self._repo.path)
+
+    @property
+    def common_dir(self) -> Path:
+        """The directory shared by all worktrees (where refs and objects live)."""
+        gitdir = self.git_dir
+        marker = gitdir / "commondir"
+        if marker.exists():
+            return (gitdir / marker.read_text().strip()).resolve()
+        return gitdir
+
+    def config_get(self, name: str) -> str | None:
+        """Return a git config value, or None when unset."""
+        try:
+            return str(self._repo.config[name])
+        except KeyError:
+            return None
+
+    def head_commit(self) -> str:
+        """Return HEAD's commit id; raises ConfigError when the repository has no commits."""
+        if self._repo.head_is_unborn:
+            raise ConfigError("this repository has no commits yet", hint="commit your code first")
+        return str(self._repo.head.target)
+
+    def resolve(self, rev: str) -> str:
+        """Return the full commit id a revision names; raises ConfigError when unknown."""
+        try:
+            obj = self._repo.revparse_single(rev)
+            commit = obj.peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+            raise ConfigError(
+                f"unknown revision {rev!r}", hint="name a commit, branch or tag"
+            ) from None
+        return str(commit.id)
+
+    def has_object(self, oid: str) -> bool:
+        """Whether the object exists locally."""
+        return bool(_HEX.fullmatch(oid)) and oid in self._repo
+
+    def commit(self, oid: str) -> CommitInfo:
+        """Return a commit's metadata; raises GitOperationError when it is missing."""
+        c = self._commit(oid)
+        return CommitInfo(
+            str(c.id),
+            str(c.tree_id),
+            tuple(str(p) for p in c.parent_ids),
+            c.author.name,
+            c.author.email,
+            c.commit_time,
+        )
+
+    def _commit(self, oid: str) -> pygit2.Commit:
+        try:
+            obj = self._repo[oid]
+        except (KeyError, ValueError):
+            raise GitOperationError(f"commit {oid} is not in this repository") from None
+        if obj.type != pygit2.enums.ObjectType.COMMIT:
+            raise GitOperationError(f"{oid} is not a commit")
+        return cast(pygit2.Commit, obj)
+
+    def read_blob(self, oid: str) -> bytes:
+        """Return a blob's bytes; raises GitOperationError when missing."""
+        try:
+            blob = self._repo[oid]
+        except (KeyError, ValueError):
+            raise GitOperationError(f"object {oid} is missing") from None
+        if not isinstance(blob, pygit2.Blob):
+            raise GitOperationError(f"{oid} is not a blob")
+        return bytes(blob.data)
+
+    def tree_entry(self, tree: str, path: str) -> str | None:
+        """Return the id of the object at ``path`` in a tree, or None."""
+        t = self._repo[tree]
+        assert isinstance(t, pygit2.Tree)
+        try:
+            return str(t[path].id)
+        except KeyError:
+            return None
+
+    def tree_names(self, tree: str) -> list[str]:
+        """Return the top-level entry names of a tree."""
+        t = self._repo[tree]
+        assert isinstance(t, pygit2.Tree)
+        return [e.name or "" for e in t]
+
+    def files(self, tree: str, prefix: str = "") -> Iterator[FileEntry]:
+        """Yield every regular file (and symlink) below a tree, depth first."""
+        t = self._repo[tree]
+        assert isinstance(t, pygit2.Tree)
+        for e in t:
+            path = prefix + (e.name or "")
+            if e.type_str == "tree":
+                yield from self.files(str(e.id), path + "/")
+            elif e.type_str == "blob":
+                yield FileEntry(path, str(e.id), e.filemode == _EXEC)
+
+    def write_blob(self, data: bytes) -> str:
+        """Store bytes as a blob and return its id."""
+        return str(self._repo.create_blob(data))
+
+    def write_tree(self, files: Iterable[FileEntry]) -> str:
+        """Build a (nested) tree from file entries and return its id."""
+        index = pygit2.Index()
+        for f in files:
+            mode = _EXEC if f.executable else _BLOB
+            index.add(pygit2.IndexEntry(f.path, pygit2.Oid(hex=f.blob), mode))
+        return str(index.write_tree(self._repo))
+
+    def write_flat_tree(self, entries: dict[str, tuple[str, bool]]) -> str:
+        """Build a one-level tree of ``name -> (id, is_tree)`` and return its id."""
+        builder = self._repo.TreeBuilder()
+        for name, (oid, is_tree) in sorted(entries.items()):
+            mode = pygit2.enums.FileMode.TREE if is_tree else _BLOB
+            builder.insert(name, pygit2.Oid(hex=oid), mode)
+        return str(builder.write())
+
+    def write_commit(self, tree: str, parents: list[str], message: str) -> str:
+        """Create a commit object without moving any ref; return its id."""
+        sig = pygit2.Signature("gitcoop", "gitcoop@localhost")
+        oid = self._repo.create_commit(
+            None, sig, sig, message, pygit2.Oid(hex=tree), [pygit2.Oid(hex=p) for p in parents]
+        )
+        return str(oid)
+
+    def ref(self, name: str) -> str | None:
+        """Return the commit a ref points to, or None when it does not exist."""
+        ref = self._repo.references.get(name)
+        return None if ref is None else str(ref.target)
+
+    def refs_with_prefix(self, prefix: str) -> list[str]:
+        """Return the targets of every direct ref whose name starts with ``prefix``."""
+        out = []
+        for name in self._repo.listall_references():
+            if name.startswith(prefix):
+                ref = self._repo.references.get(name)
+                if ref is not None and ref.type == pygit2.enums.ReferenceType.DIRECT:
+                    out.append(str(ref.target))
+        return out
+
+    def cas_ref(self, name: str, new: str, old: str | None, message: str) -> None:
+        """Move ``name`` to ``new`` only if it still points to ``old`` (None: absent).
+
+        Raises LedgerConflict when the ref moved in between; git's lock files are honoured.
+        """
+        target = pygit2.Oid(hex=new)
+        try:
+            if old is None:
+                self._repo.create_reference_direct(name, target, False, message=message)
+                return
+            ref = self._repo.references.get(name)
+            if ref is None or str(ref.target) != old:
+                raise LedgerConflict(f"{name} moved while writing")
+            ref.set_target(target, message)
+        except pygit2.AlreadyExistsError:
+            raise LedgerConflict(f"{name} was created while writing") from None
+        except pygit2.GitError as exc:
+            raise LedgerConflict(f"{name} could not be updated: {exc}") from None
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether ``ancestor`` is reachable from ``descendant`` (or equal to it)."""
+        if ancestor == descendant:
+            return True
+        return bool(self._repo.descendant_of(pygit2.Oid(hex=descendant), pygit2.Oid(hex=ancestor)))
+
+    def new_commits(self, tip: str, hide: Iterable[str]) -> list[str]:
+        """Commits reachable from ``tip`` but not from ``hide``, parents before children."""
+        walker = self._repo.walk(
+            pygit2.Oid(hex=tip), pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE
+        )
+        for oid in hide:
+            if self.has_object(oid):
+                walker.hide(pygit2.Oid(hex=oid))
+        return [str(c.id) for c in walker]
+
+    def first_parent_chain(self, tip: str, stop: str | None) -> list[str]:
+        """First-parent history from ``tip`` back to ``stop`` (inclusive), oldest first."""
+        out = []
+        oid: str | None = tip
+        while oid is not None:
+            out.append(oid)
+            if oid == stop:
+                break
+            c = self._commit(oid)
+            oid = str(c.parent_ids[0]) if c.parent_ids else None
+        out.reverse()
+        return out
+
+    def parent_ids(self, oid: str) -> list[str]:
+        """Return a commit's parent ids (fast path for chain walks)."""
+        return [str(p) for p in self._commit(oid).parent_ids]
+
+    def changed_paths(self, old_tree: str | None, new_tree: str) -> list[str]:
+        """Paths that differ between two trees (added, removed or modified)."""
+        if old_tree is None:
+            return [f.path for f in self.files(new_tree)]
+        old = cast(pygit2.Tree, self._repo[old_tree])
+        diff = old.diff_to_tree(cast(pygit2.Tree, self._repo[new_tree]))
+        paths: set[str] = set()
+        for delta in diff.deltas:
+            paths.add(delta.old_file.path)
+            paths.add(delta.new_file.path)
+        return sorted(paths)
+
+
+def open_repo(path: str | Path = ".") -> Repo:
+    """Open the repository containing ``path``; raises NotARepository."""
+    found = pygit2.discover_repository(str(path))
+    if found is None:
+        raise NotARepository(
+            "not a git repository (or any parent directory)",
+            hint="run this inside a git repository, or create one with: git init",
+        )
+    try:
+        return Repo(pygit2.Repository(found))
+    except pygit2.GitError as exc:
+        raise GitOperationError(f"cannot open repository: {exc}") from None

@@ -1,0 +1,195 @@
+"""Ed25519 signing keys: creation, safe loading, OpenSSH encodings and fingerprints."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from gitcoop import constants
+from gitcoop.errors import KeyFileError, VerificationError
+
+KEY_NAME = "id_ed25519"
+_SSH_ED25519 = b"ssh-ed25519"
+
+
+def gitcoop_home() -> Path:
+    """Return where keys live: $GITCOOP_HOME, else $XDG_CONFIG_HOME/gitcoop."""
+    explicit = os.environ.get(constants.HOME_ENV)
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(xdg) / "gitcoop"
+
+
+def _wire(raw: bytes) -> bytes:
+    def field_(b: bytes) -> bytes:
+        return len(b).to_bytes(4, "big") + b
+
+    return field_(_SSH_ED25519) + field_(raw)
+
+
+def fingerprint(public: Ed25519PublicKey) -> str:
+    """Return the OpenSSH-style fingerprint ``SHA256:<base64>`` of a public key."""
+    digest = hashlib.sha256(_wire(public.public_bytes_raw())).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def public_openssh(public: Ed25519PublicKey) -> str:
+    """Return the key as ``ssh-ed25519 AAAA…`` (no comment)."""
+    return "ssh-ed25519 " + base64.b64encode(_wire(public.public_bytes_raw())).decode()
+
+
+def parse_public(text: str) -> Ed25519PublicKey:
+    """Parse ``ssh-ed25519 <base64> [comment]``; raises VerificationError when malformed."""
+    parts = text.split()
+    if len(parts) < 2 or parts[0] != "ssh-ed25519":
+        raise VerificationError(f"not an ssh-ed25519 public key: {text[:40]!r}")
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except ValueError:
+        raise VerificationError("public key is not valid base64") from None
+    if len(blob) != 51 or blob[:15] != len(_SSH_ED25519).to_bytes(4, "big") + _SSH_ED25519:
+        raise VerificationError("public key is not an Ed25519 key blob")
+    return Ed25519PublicKey.from_public_bytes(blob[19:])
+
+
+def verify_raw(public: Ed25519PublicKey, signature: bytes, data: bytes) -> None:
+    """Check an Ed25519 signature; raises VerificationError when it does not verify."""
+    try:
+        public.verify(signature, data)
+    except InvalidSignature:
+        raise VerificationError("bad signature") from None
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A private Ed25519 key with its public half; the repr never shows key material."""
+
+    path: Path
+    _private: Ed25519PrivateKey = field(repr=False)
+
+    @property
+    def public(self) -> Ed25519PublicKey:
+        """The public key."""
+        return self._private.public_key()
+
+    @property
+    def keyid(self) -> str:
+        """The key's fingerprint, used as the DSSE keyid hint."""
+        return fingerprint(self.public)
+
+    @property
+    def public_openssh(self) -> str:
+        """The public key as an OpenSSH line without comment."""
+        return public_openssh(self.public)
+
+    def sign(self, data: bytes) -> bytes:
+        """Return the Ed25519 signature of ``data``."""
+        return self._private.sign(data)
+
+
+def _check_private_file(path: Path) -> None:
+    st = path.stat()
+    if st.st_uid != os.getuid():
+        raise KeyFileError(
+            f"private key {path} belongs to another user", hint="use a key file you own"
+        )
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise KeyFileError(
+            f"UNPROTECTED PRIVATE KEY FILE: {path} is readable by others "
+            f"(mode {stat.S_IMODE(st.st_mode):o})",
+            hint=f"run: chmod 600 {path}",
+        )
+
+
+def refuse_inside(path: Path, worktree: Path | None) -> None:
+    """Raise KeyFileError when the key directory lies inside a git work tree."""
+    if worktree is None:
+        return
+    resolved, root = path.resolve(), worktree.resolve()
+    if resolved == root or root in resolved.parents:
+        raise KeyFileError(
+            f"key directory {path} is inside the work tree {root}, where it could be committed",
+            hint=f"set {constants.HOME_ENV} to a directory outside the repository",
+        )
+
+
+def load(home: Path) -> SigningKey:
+    """Load the private key from ``home/keys``; raises KeyFileError when missing or unsafe."""
+    from cryptography.hazmat.primitives.serialization import load_ssh_private_key
+
+    path = home / "keys" / KEY_NAME
+    try:
+        _check_private_file(path)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(f"no signing key at {path}", hint="run: git coop key generate") from None
+    except PermissionError:
+        raise KeyFileError(f"cannot read private key {path}", hint="check its owner") from None
+    try:
+        key = load_ssh_private_key(data, password=None)
+    except (ValueError, TypeError):
+        raise KeyFileError(f"{path} is not an unencrypted OpenSSH Ed25519 private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path} is not an Ed25519 key")
+    return SigningKey(path, key)
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def generate(home: Path, *, comment: str) -> SigningKey:
+    """Create a new key under ``home/keys`` (dir 0700, file 0600); never overwrites.
+
+    Raises KeyFileError when a key already exists there.
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    keydir = home / "keys"
+    keydir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(home, 0o700)
+    os.chmod(keydir, 0o700)
+    path = keydir / KEY_NAME
+    if path.exists():
+        raise KeyFileError(f"a key already exists at {path}", hint="it was left untouched")
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    _write_new(path, pem, 0o600)
+    pub_line = f"{public_openssh(private.public_key())} {comment}\n".encode()
+    pub = keydir / (KEY_NAME + ".pub")
+    pub.unlink(missing_ok=True)
+    _write_new(pub, pub_line, 0o644)
+    _fsync_dir(keydir)
+    return SigningKey(path, private)
+
+
+def load_or_create(home: Path, *, comment: str) -> tuple[SigningKey, bool]:
+    """Return the user's key and whether it was just created."""
+    if (home / "keys" / KEY_NAME).exists():
+        return load(home), False
+    return generate(home, comment=comment), True
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

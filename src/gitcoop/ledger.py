@@ -1,0 +1,224 @@
+"""The ledger: a linear chain of entries on refs/coop/ledger, one git commit per entry.
+
+Each commit's tree holds ``entry.json`` (the entry's canonical bytes) and ``challenge/``
+(the evaluator snapshot in force). ``prev`` is the SHA-256 of the previous entry's bytes,
+so the chain is checkable without trusting git's SHA-1 object ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from gitcoop import canonical, constants
+from gitcoop.errors import FormatError, GitOperationError, LedgerConflict, VerificationError
+from gitcoop.git import Repo
+
+KINDS = ("genesis", "attestation", "challenge-update", "trust-update", "anchor", "review")
+_FIELDS = {"version", "seq", "prev", "kind", "challenge", "origin", "key", "envelope"}
+_MAX_RETRIES = 200
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger entry. ``envelope`` is the DSSE envelope JSON; ``key`` the signer's key."""
+
+    seq: int
+    prev: str | None
+    kind: str
+    challenge: str
+    origin: str | None
+    key: str
+    envelope: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the entry as a plain JSON object."""
+        return {
+            "version": constants.ENTRY_VERSION,
+            "seq": self.seq,
+            "prev": self.prev,
+            "kind": self.kind,
+            "challenge": self.challenge,
+            "origin": self.origin,
+            "key": self.key,
+            "envelope": self.envelope,
+        }
+
+    def to_bytes(self) -> bytes:
+        """Return the entry's canonical bytes (what ``prev`` of the next entry hashes)."""
+        return canonical.encode(self.to_json())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Entry:
+        """Parse canonical entry bytes; raises FormatError naming what is wrong."""
+        obj = canonical.decode(data)
+        if not isinstance(obj, dict) or set(obj) != _FIELDS:
+            got = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+            raise FormatError(f"entry fields are {got}, expected {sorted(_FIELDS)}")
+        _check(obj.get("version") == constants.ENTRY_VERSION, "unsupported entry version")
+        _check(isinstance(obj["seq"], int) and obj["seq"] >= 0, "seq is not a count")
+        _check(obj["kind"] in KINDS, f"unknown entry kind {obj['kind']!r}")
+        _check(_is_hex(obj["prev"]) or obj["prev"] is None, "prev is not a sha256 digest")
+        _check(_is_hex(obj["origin"]) or obj["origin"] is None, "origin is not a sha256 digest")
+        _check(
+            isinstance(obj["challenge"], str) and obj["challenge"].startswith("sha256:"),
+            "challenge is not a sha256 digest",
+        )
+        _check(
+            isinstance(obj["key"], str) and isinstance(obj["envelope"], dict),
+            "key or envelope has the wrong type",
+        )
+        return cls(
+            obj["seq"],
+            obj["prev"],
+            obj["kind"],
+            obj["challenge"],
+            obj["origin"],
+            obj["key"],
+            obj["envelope"],
+        )
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise FormatError(message)
+
+
+def _is_hex(value: object) -> bool:
+    return (
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    )
+
+
+def entry_hash(data: bytes) -> str:
+    """SHA-256 hex of an entry's canonical bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Head:
+    """The ledger's newest entry and where it lives."""
+
+    commit: str
+    entry: Entry
+    hash: str
+    pinned_tree: str
+
+    @property
+    def origin(self) -> str:
+        """The genesis hash that names this ledger."""
+        return self.entry.origin or self.hash
+
+
+@dataclass(frozen=True)
+class Record:
+    """An entry read back from the chain, with its commit and its exact bytes."""
+
+    commit: str
+    entry: Entry
+    data: bytes
+    pinned_tree: str
+    parents: tuple[str, ...]
+
+
+def read_record(repo: Repo, commit: str) -> Record:
+    """Read one ledger commit; raises FormatError when its shape is not an entry's."""
+    info = repo.commit(commit)
+    names = sorted(repo.tree_names(info.tree))
+    if names != sorted([constants.ENTRY_FILE, constants.PINNED_TREE]):
+        raise FormatError(f"ledger commit {commit[:12]} holds {names}, not an entry")
+    blob = repo.tree_entry(info.tree, constants.ENTRY_FILE)
+    pinned = repo.tree_entry(info.tree, constants.PINNED_TREE)
+    assert blob is not None and pinned is not None
+    data = repo.read_blob(blob)
+    return Record(commit, Entry.from_bytes(data), data, pinned, info.parents)
+
+
+def head(repo: Repo, ref: str = constants.LEDGER_REF) -> Head | None:
+    """Return the ledger head, or None when there is no ledger yet."""
+    commit = repo.ref(ref)
+    if commit is None:
+        return None
+    rec = read_record(repo, commit)
+    return Head(commit, rec.entry, entry_hash(rec.data), rec.pinned_tree)
+
+
+def chain(repo: Repo, tip: str, stop: str | None = None) -> list[str]:
+    """Ledger commits from just after ``stop`` (or genesis) to ``tip``, oldest first.
+
+    Raises VerificationError when the chain branches or never reaches ``stop``.
+    """
+    out: list[str] = []
+    oid: str | None = tip
+    while oid is not None and oid != stop:
+        out.append(oid)
+        parents = repo.parent_ids(oid)
+        if len(parents) > 1:
+            raise VerificationError(f"ledger commit {oid[:12]} has {len(parents)} parents")
+        oid = parents[0] if parents else None
+    if stop is not None and oid != stop:
+        raise VerificationError(f"ledger does not contain commit {stop[:12]}")
+    out.reverse()
+    return out
+
+
+def records(repo: Repo, tip: str, stop: str | None = None) -> Iterator[Record]:
+    """Read the entries after ``stop`` up to ``tip``, oldest first."""
+    for commit in chain(repo, tip, stop):
+        yield read_record(repo, commit)
+
+
+def _commit_entry(repo: Repo, entry: Entry, pinned_tree: str, parent: str | None) -> str:
+    blob = repo.write_blob(entry.to_bytes())
+    tree = repo.write_flat_tree(
+        {constants.ENTRY_FILE: (blob, False), constants.PINNED_TREE: (pinned_tree, True)}
+    )
+    message = f"coop: {entry.kind} #{entry.seq}\n"
+    return repo.write_commit(tree, [parent] if parent else [], message)
+
+
+def create_genesis(repo: Repo, entry: Entry, pinned_tree: str) -> Head:
+    """Write the first entry; raises LedgerConflict when a ledger already exists."""
+    commit = _commit_entry(repo, entry, pinned_tree, None)
+    repo.cas_ref(constants.LEDGER_REF, commit, None, "coop: genesis")
+    return Head(commit, entry, entry_hash(entry.to_bytes()), pinned_tree)
+
+
+def link(entry: Entry, after: Head) -> Entry:
+    """Return ``entry`` positioned right after ``after`` (its content untouched)."""
+    return replace(
+        entry,
+        seq=after.entry.seq + 1,
+        prev=after.hash,
+        origin=after.origin,
+        challenge=after.entry.challenge,
+    )
+
+
+def append(
+    repo: Repo, kind: str, key: str, envelope: dict[str, Any], *, pinned_tree: str | None = None
+) -> Head:
+    """Append one entry with a compare-and-swap ref update, re-linking on races.
+
+    Raises LedgerConflict after too many lost races and GitOperationError without a ledger.
+    """
+    for attempt in range(_MAX_RETRIES):
+        current = head(repo)
+        if current is None:
+            raise GitOperationError("there is no ledger to append to", hint="run: git coop init")
+        entry = link(Entry(0, None, kind, "", None, key, envelope), current)
+        tree = pinned_tree or current.pinned_tree
+        commit = _commit_entry(repo, entry, tree, current.commit)
+        try:
+            repo.cas_ref(constants.LEDGER_REF, commit, current.commit, f"coop: {kind}")
+        except LedgerConflict:
+            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
+            continue
+        return Head(commit, entry, entry_hash(entry.to_bytes()), tree)
+    raise LedgerConflict(
+        "too many concurrent writers; the ledger was not changed", hint="try again"
+    )

@@ -1,0 +1,267 @@
+"""Signed records: the metric-delta attestation (in-toto Statement v1) and ledger events.
+
+Numbers travel as decimal strings; payload bytes are RFC 8785 canonical JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from gitcoop import canonical, constants, dsse
+from gitcoop.errors import FormatError
+from gitcoop.keys import SigningKey, fingerprint, parse_public
+from gitcoop.metric import decimal_text, parse_decimal
+
+_SHA1 = re.compile(r"[0-9a-f]{40}")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Who signed: key fingerprint plus the principal and name they gave."""
+
+    keyid: str
+    principal: str
+    name: str
+
+    def to_json(self) -> dict[str, str]:
+        """Plain JSON form."""
+        return {"keyid": self.keyid, "principal": self.principal, "name": self.name}
+
+    @classmethod
+    def from_json(cls, obj: object) -> Signer:
+        """Parse; raises FormatError."""
+        d = _dict(obj, "signer", {"keyid", "principal", "name"})
+        return cls(_str(d, "keyid"), _str(d, "principal"), _str(d, "name"))
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """The verified content of a metric-delta statement."""
+
+    commit: str
+    tree: str
+    challenge: str
+    origin: str
+    metric: str
+    direction: str
+    split: str
+    score: Decimal
+    parent: str | None
+    parent_score: Decimal | None
+    delta: Decimal | None
+    environment: dict[str, str]
+    duration_ms: int
+    time: str
+    signer: Signer
+
+    def statement(self) -> dict[str, Any]:
+        """Return the in-toto Statement v1 as a plain JSON object."""
+        return {
+            "_type": constants.STATEMENT_TYPE,
+            "subject": [
+                {
+                    "name": f"git+commit:{self.commit}",
+                    "digest": {"gitCommit": self.commit, "gitTree": self.tree},
+                }
+            ],
+            "predicateType": constants.PREDICATE_TYPE,
+            "predicate": {
+                "challenge": {"digest": self.challenge, "origin": self.origin},
+                "metric": {"name": self.metric, "direction": self.direction},
+                "split": self.split,
+                "score": decimal_text(self.score),
+                "parent": None
+                if self.parent is None
+                else {
+                    "commit": self.parent,
+                    "score": None if self.parent_score is None else decimal_text(self.parent_score),
+                },
+                "delta": None if self.delta is None else decimal_text(self.delta),
+                "environment": self.environment,
+                "durationMs": self.duration_ms,
+                "time": self.time,
+                "signer": self.signer.to_json(),
+            },
+        }
+
+
+def now() -> str:
+    """The current UTC time as RFC 3339 with seconds precision."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sign(obj: dict[str, Any], payload_type: str, key: SigningKey) -> dict[str, Any]:
+    """Sign a JSON object's canonical bytes as a DSSE envelope; return the envelope JSON."""
+    return dsse.sign(payload_type, canonical.encode(obj), key).to_json()
+
+
+def open_envelope(envelope: object, key_text: str, payload_type: str) -> tuple[Any, str]:
+    """Verify an entry's envelope under its key; return (decoded payload, key fingerprint).
+
+    Raises FormatError for malformed input and VerificationError for bad signatures.
+    """
+    public = parse_public(key_text)
+    payload = dsse.verify(dsse.Envelope.from_json(envelope), public, payload_type=payload_type)
+    return canonical.decode(payload), fingerprint(public)
+
+
+def parse_attestation(obj: object) -> Attestation:
+    """Parse a verified statement object; raises FormatError when it is not a metric-delta."""
+    d = _dict(obj, "statement", {"_type", "subject", "predicateType", "predicate"})
+    if d["_type"] != constants.STATEMENT_TYPE or d["predicateType"] != constants.PREDICATE_TYPE:
+        raise FormatError(f"not a gitcoop metric-delta statement ({d['predicateType']!r})")
+    subjects = d["subject"]
+    if not isinstance(subjects, list) or len(subjects) != 1:
+        raise FormatError("a metric-delta statement names exactly one subject")
+    digest = _dict(
+        _dict(subjects[0], "subject", {"name", "digest"})["digest"],
+        "digest",
+        {"gitCommit", "gitTree"},
+    )
+    p = _dict(
+        d["predicate"],
+        "predicate",
+        {
+            "challenge",
+            "metric",
+            "split",
+            "score",
+            "parent",
+            "delta",
+            "environment",
+            "durationMs",
+            "time",
+            "signer",
+        },
+    )
+    ch = _dict(p["challenge"], "challenge", {"digest", "origin"})
+    metric = _dict(p["metric"], "metric", {"name", "direction"})
+    parent, parent_score = _parent(p["parent"])
+    return Attestation(
+        commit=_match(digest, "gitCommit", _SHA1),
+        tree=_match(digest, "gitTree", _SHA1),
+        challenge=_match(ch, "digest", _DIGEST),
+        origin=_match(ch, "origin", _HEX64),
+        metric=_str(metric, "name"),
+        direction=_choice(metric, "direction"),
+        split=_str(p, "split"),
+        score=_decimal(p["score"]),
+        parent=parent,
+        parent_score=parent_score,
+        delta=None if p["delta"] is None else _decimal(p["delta"]),
+        environment=_str_map(p["environment"]),
+        duration_ms=_int(p, "durationMs"),
+        time=_str(p, "time"),
+        signer=Signer.from_json(p["signer"]),
+    )
+
+
+def _parent(obj: object) -> tuple[str | None, Decimal | None]:
+    if obj is None:
+        return None, None
+    d = _dict(obj, "parent", {"commit", "score"})
+    score = None if d["score"] is None else _decimal(d["score"])
+    return _match(d, "commit", _SHA1), score
+
+
+@dataclass(frozen=True)
+class Event:
+    """A signed ledger event other than an attestation (genesis, updates, anchors)."""
+
+    kind: str
+    body: dict[str, Any]
+    signer: Signer
+    time: str
+
+    def payload(self) -> dict[str, Any]:
+        """Return the event as the JSON object that gets signed."""
+        return {
+            "_type": constants.EVENT_TYPE,
+            "kind": self.kind,
+            "body": self.body,
+            "signer": self.signer.to_json(),
+            "time": self.time,
+        }
+
+
+def parse_event(obj: object, kind: str) -> Event:
+    """Parse a verified event payload of the expected kind; raises FormatError."""
+    d = _dict(obj, "event", {"_type", "kind", "body", "signer", "time"})
+    if d["_type"] != constants.EVENT_TYPE or d["kind"] != kind:
+        raise FormatError(f"payload is a {d['kind']!r} event, expected {kind!r}")
+    body = d["body"]
+    if not isinstance(body, dict):
+        raise FormatError("event body is not an object")
+    return Event(kind, body, Signer.from_json(d["signer"]), _str(d, "time"))
+
+
+def genesis_body(name: str, digest: str, baseline: str, trust: list[str]) -> dict[str, Any]:
+    """The body of a genesis event: challenge identity, baseline commit and trust list."""
+    return {"challenge": {"name": name, "digest": digest}, "baseline": baseline, "trust": trust}
+
+
+def genesis_fields(body: dict[str, Any]) -> tuple[str, str, str]:
+    """Return (name, digest, baseline) from a genesis body; raises FormatError."""
+    ch = _dict(body.get("challenge"), "challenge", {"name", "digest"})
+    d = _dict(body, "genesis", {"challenge", "baseline", "trust"})
+    if not isinstance(d["trust"], list) or not all(isinstance(t, str) for t in d["trust"]):
+        raise FormatError("genesis trust list is not a list of strings")
+    return _str(ch, "name"), _match(ch, "digest", _DIGEST), _match(d, "baseline", _SHA1)
+
+
+def _dict(obj: object, what: str, keys: set[str]) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise FormatError(f"{what} is not an object")
+    missing = keys - set(obj)
+    if missing:
+        raise FormatError(f"{what} lacks {sorted(missing)}")
+    return obj
+
+
+def _str(d: dict[str, Any], key: str) -> str:
+    value = d[key]
+    if not isinstance(value, str):
+        raise FormatError(f"{key} is not a string")
+    return value
+
+
+def _int(d: dict[str, Any], key: str) -> int:
+    value = d[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise FormatError(f"{key} is not a non-negative integer")
+    return value
+
+
+def _match(d: dict[str, Any], key: str, pattern: re.Pattern[str]) -> str:
+    value = _str(d, key)
+    if not pattern.fullmatch(value):
+        raise FormatError(f"{key} is malformed: {value[:80]!r}")
+    return value
+
+
+def _choice(d: dict[str, Any], key: str) -> str:
+    value = _str(d, key)
+    if value not in ("maximize", "minimize"):
+        raise FormatError(f"{key} must be maximize or minimize")
+    return value
+
+
+def _decimal(value: object) -> Decimal:
+    if not isinstance(value, str):
+        raise FormatError("a score is not a decimal string")
+    d = parse_decimal(value)
+    if decimal_text(d) != value:
+        raise FormatError(f"score {value!r} is not in canonical decimal form")
+    return d
+
+
+def _str_map(obj: object) -> dict[str, str]:
+    if not isinstance(obj, dict) or not all(isinstance(v, str) for v in obj.values()):
+        raise FormatError("environment is not a map of strings")
+    return dict(obj)

@@ -1,0 +1,182 @@
+"""Credit as a pure function of verified scores and the commit graph (no I/O).
+
+Rules (DESIGN.md section 7): mainline is the first-parent history of the challenge branch.
+A mainline commit's delta is its score minus the score of the nearest scored commit before
+it on the mainline, sign flipped for ``minimize`` so positive is better. A merge's delta is
+shared among the commits it brings in, by their own positive deltas (equally when none has
+one). ``min_delta`` (the Ladder's step): a delta smaller in size earns nothing, and a record
+is a new best by at least ``min_delta``. Commits that modify protected paths earn nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+
+
+@dataclass(frozen=True)
+class Contributor:
+    """A signing identity: credit goes to keys, shown with the name and email they gave."""
+
+    keyid: str
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A verified score of a commit and who attested it first."""
+
+    score: Decimal
+    contributor: Contributor
+
+
+@dataclass(frozen=True)
+class Node:
+    """A mainline commit: its first parent, the commits a merge brings in, protected edits."""
+
+    commit: str
+    merged: tuple[str, ...] = ()
+    protected: bool = False
+
+
+@dataclass
+class Row:
+    """One contributor's totals."""
+
+    contributor: Contributor
+    commits: int = 0
+    improvements: int = 0
+    gain: Fraction = Fraction(0)
+    loss: Fraction = Fraction(0)
+    records: int = 0
+    share: Fraction = Fraction(0)
+
+    @property
+    def net(self) -> Fraction:
+        """Gain plus loss."""
+        return self.gain + self.loss
+
+
+@dataclass(frozen=True)
+class Uncredited:
+    """A commit that earned nothing, and why."""
+
+    commit: str
+    reason: str
+
+
+@dataclass
+class Credit:
+    """The credit table with the baseline and the best score."""
+
+    baseline: tuple[str, Decimal] | None
+    best: tuple[str, Decimal] | None
+    rows: list[Row] = field(default_factory=list)
+    uncredited: list[Uncredited] = field(default_factory=list)
+
+
+@dataclass
+class _Walk:
+    maximize: bool
+    min_delta: Decimal
+    scores: dict[str, Scored]
+    side_parent: dict[str, str | None]
+    rows: dict[str, Row] = field(default_factory=dict)
+    uncredited: list[Uncredited] = field(default_factory=list)
+
+    def better(self, new: Decimal, old: Decimal) -> Decimal:
+        return new - old if self.maximize else old - new
+
+    def row(self, who: Contributor) -> Row:
+        return self.rows.setdefault(who.keyid, Row(who))
+
+    def book(self, who: Contributor, amount: Fraction) -> None:
+        r = self.row(who)
+        r.commits += 1
+        if amount > 0:
+            r.improvements += 1
+            r.gain += amount
+        else:
+            r.loss += amount
+
+    def own_delta(self, commit: str) -> Decimal | None:
+        parent = self.side_parent.get(commit)
+        me, base = self.scores.get(commit), self.scores.get(parent) if parent else None
+        return None if me is None or base is None else self.better(me.score, base.score)
+
+    def shares(self, node: Node, fallback: Contributor) -> list[tuple[Contributor, Fraction]]:
+        merged = [c for c in node.merged if c in self.scores]
+        if not merged:
+            return [(fallback, Fraction(1))]
+        weights = {c: max(self.own_delta(c) or Decimal(0), Decimal(0)) for c in merged}
+        total = sum(weights.values(), Decimal(0))
+        if total == 0:
+            return [(self.scores[c].contributor, Fraction(1, len(merged))) for c in merged]
+        return [
+            (self.scores[c].contributor, Fraction(weights[c]) / Fraction(total))
+            for c in merged
+            if weights[c] > 0
+        ]
+
+
+def compute(
+    mainline: list[Node],
+    scores: dict[str, Scored],
+    side_parent: dict[str, str | None],
+    *,
+    maximize: bool,
+    min_delta: Decimal,
+) -> Credit:
+    """Credit per contributor for ``mainline`` (oldest first, starting at the baseline)."""
+    w = _Walk(maximize, min_delta, scores, side_parent)
+    base = scores.get(mainline[0].commit) if mainline else None
+    if base is None:
+        return Credit(
+            None,
+            None,
+            uncredited=[Uncredited(n.commit, "baseline not scored") for n in mainline[:1]],
+        )
+    baseline = best = (mainline[0].commit, base.score)
+    prev = base.score
+    for node in mainline[1:]:
+        got = scores.get(node.commit)
+        if got is None:
+            w.uncredited.append(Uncredited(node.commit, "no verified attestation"))
+            continue
+        delta = w.better(got.score, prev)
+        prev = got.score
+        if node.protected:
+            w.uncredited.append(Uncredited(node.commit, "modifies protected paths"))
+            continue
+        if abs(delta) < min_delta or delta == 0:
+            w.uncredited.append(
+                Uncredited(node.commit, "delta below min_delta" if delta else "no change in score")
+            )
+            w.row(got.contributor).commits += 1
+            continue
+        shares = w.shares(node, got.contributor)
+        for who, part in shares:
+            w.book(who, Fraction(delta) * part)
+        if w.better(got.score, best[1]) >= max(min_delta, Decimal(0)) and got.score != best[1]:
+            best = (node.commit, got.score)
+            w.row(max(shares, key=lambda s: s[1])[0]).records += 1
+    return _finish(w, baseline, best)
+
+
+def _finish(w: _Walk, baseline: tuple[str, Decimal], best: tuple[str, Decimal]) -> Credit:
+    total = sum((r.gain for r in w.rows.values()), Fraction(0))
+    for r in w.rows.values():
+        r.share = r.gain / total if total else Fraction(0)
+    rows = sorted(w.rows.values(), key=lambda r: (-r.net, -r.gain, r.contributor.keyid))
+    return Credit(baseline, best, rows, w.uncredited)
+
+
+def decimal_string(value: Fraction, places: int = 12) -> str:
+    """Render a fraction as a plain decimal string, rounded half-even to ``places``."""
+    q = Decimal(value.numerator) / Decimal(value.denominator)
+    text = format(q.quantize(Decimal(1).scaleb(-places)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text

@@ -1,0 +1,98 @@
+"""Scoring worktrees: one reused, locked worktree per parallel job, switched per commit.
+
+After the switch, the protected paths are replaced by the pinned snapshot, so the metric
+always runs the challenge's own evaluator and data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from gitcoop import _gitcli
+from gitcoop.errors import MetricError
+from gitcoop.git import Repo
+from gitcoop.pinned import Pinned
+
+_MAX_WORKTREES = 64
+
+
+def local_dir(repo: Repo) -> Path:
+    """Return (creating it) the repository-local gitcoop directory under the git dir."""
+    path = repo.common_dir / "coop"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def worktree(repo: Repo) -> Iterator[Path]:
+    """Lend a scoring worktree that no other gitcoop process is using."""
+    root = local_dir(repo) / "worktrees"
+    root.mkdir(exist_ok=True)
+    for i in range(_MAX_WORKTREES):
+        lock = os.open(root / f"{i}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            continue
+        try:
+            yield root / str(i)
+        finally:
+            os.close(lock)
+        return
+    raise MetricError(f"all {_MAX_WORKTREES} scoring worktrees are busy", hint="try again")
+
+
+def prepare(repo: Repo, path: Path, commit: str, pinned: Pinned) -> None:
+    """Put ``commit`` into the worktree at ``path`` with the pinned evaluator over it.
+
+    Raises MetricError when a pinned data file is missing or does not match its digest.
+    """
+    source = repo.workdir or repo.common_dir
+    if (path / ".git").exists():
+        _gitcli.worktree_switch(path, commit)
+    else:
+        _gitcli.worktree_add(source, path, commit)
+        _gitcli.git(path, "clean", "-ffdxq")
+    _overlay(repo, path, commit, pinned)
+    _check_data(path, pinned)
+
+
+def _overlay(repo: Repo, path: Path, commit: str, pinned: Pinned) -> None:
+    tree = repo.commit(commit).tree
+    for f in repo.files(tree):
+        if pinned.challenge.is_protected(f.path):
+            (path / f.path).unlink(missing_ok=True)
+    for f in repo.files(pinned.tree):
+        target = path / f.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(repo.read_blob(f.blob))
+        os.chmod(target, 0o755 if f.executable else 0o644)
+
+
+def _check_data(path: Path, pinned: Pinned) -> None:
+    for rel, want in pinned.challenge.data:
+        try:
+            got = "sha256:" + _sha256_file(path / rel)
+        except FileNotFoundError:
+            raise MetricError(
+                f"pinned data file {rel} is missing", hint="commit it or provide it before scoring"
+            ) from None
+        if got != want:
+            raise MetricError(
+                f"data file {rel} does not match its pinned digest",
+                hint=f"expected {want}, found {got}",
+            )
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

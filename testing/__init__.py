@@ -1,0 +1,1 @@
+"""Reusable helpers for gitcoop's tests: real git repositories, remotes and players."""

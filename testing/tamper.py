@@ -1,0 +1,58 @@
+"""Rewrite a ledger the way an attacker with write access to the repository could."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pygit2
+
+Entries = list[tuple[bytes, pygit2.Oid]]  # (entry.json bytes, pinned tree id), oldest first
+
+
+def read_ledger(repo_path: Path, ref: str = "refs/coop/ledger") -> Entries:
+    """The ledger's entries and pinned trees, oldest first."""
+    repo = pygit2.Repository(str(repo_path))
+    out: Entries = []
+    commit = repo.revparse_single(ref)
+    while True:
+        assert isinstance(commit, pygit2.Commit)
+        tree = commit.tree
+        out.append((bytes(repo[tree["entry.json"].id].data), tree["challenge"].id))
+        if not commit.parents:
+            break
+        commit = commit.parents[0]
+    out.reverse()
+    return out
+
+
+def write_ledger(repo_path: Path, entries: Entries, ref: str = "refs/coop/ledger") -> str:
+    """Replace the ledger ref with a chain built from ``entries``; returns the new head."""
+    repo = pygit2.Repository(str(repo_path))
+    sig = pygit2.Signature("gitcoop", "gitcoop@localhost", 0, 0)
+    parent: list[pygit2.Oid] = []
+    for data, pinned in entries:
+        tb = repo.TreeBuilder()
+        tb.insert("entry.json", repo.create_blob(data), pygit2.enums.FileMode.BLOB)
+        tb.insert("challenge", pinned, pygit2.enums.FileMode.TREE)
+        oid = repo.create_commit(None, sig, sig, "tampered\n", tb.write(), parent)
+        parent = [oid]
+    repo.references.create(ref, parent[0], force=True)
+    return str(parent[0])
+
+
+def rewrite(repo_path: Path, change: Callable[[Entries], Entries]) -> str:
+    """Read, transform and write back the ledger."""
+    return write_ledger(repo_path, change(read_ledger(repo_path)))
+
+
+def edit_payload(data: bytes, edit: Callable[[dict], None]) -> bytes:
+    """Change the signed statement inside an entry without re-signing it."""
+    entry = json.loads(data)
+    payload = json.loads(base64.b64decode(entry["envelope"]["payload"]))
+    edit(payload)
+    raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    entry["envelope"]["payload"] = base64.b64encode(raw).decode()
+    return json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
