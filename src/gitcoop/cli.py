@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from enum import StrEnum
@@ -67,6 +68,14 @@ def _errors() -> Iterator[None]:
     except KeyboardInterrupt:
         _err("gitcoop: interrupted")
         raise typer.Exit(130) from None
+    except Exception as exc:
+        if os.environ.get("GITCOOP_DEBUG"):
+            raise
+        _err(
+            f"gitcoop: internal error: {type(exc).__name__}: {exc} "
+            "(please report it; GITCOOP_DEBUG=1 shows the traceback)"
+        )
+        raise typer.Exit(int(ExitCode.CHECK_FAILED)) from None
 
 
 def _version(value: bool) -> None:

@@ -132,6 +132,14 @@ def main(argv: list[str]) -> int:
     except GitcoopError as exc:
         report(f"gitcoop: {exc}")
         return int(exc.exit_code)
+    except Exception as exc:
+        if os.environ.get("GITCOOP_DEBUG"):
+            raise
+        report(
+            f"gitcoop: internal error: {type(exc).__name__}: {exc}; push with --no-verify "
+            "to skip scoring, and please report it (GITCOOP_DEBUG=1 shows the traceback)"
+        )
+        return int(ExitCode.CHECK_FAILED)
 
 
 _HOOK_VARS = frozenset(
