@@ -264,9 +264,11 @@ def verify(
     for w in report.warnings:
         _err(f"gitcoop: warning: {w}")
     head = report.head
+    total = 0 if head is None else head.seq + 1
     _say(
-        f"ledger OK: {0 if head is None else head.seq + 1} entries, {report.checked} checked "
-        f"now, head #{head.seq if head else '-'} sha256:{head.hash[:16] if head else '-'}"
+        f"ledger OK: {total} entries, {report.checked} checked now "
+        f"({total - report.checked} verified before), head #{head.seq if head else '-'} "
+        f"sha256:{head.hash[:16] if head else '-'}"
     )
     for keyid, info in sorted(report.signers.items()):
         _say(f"  signer {info['principal']} ({keyid}): {info['entries']} entries")

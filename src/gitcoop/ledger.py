@@ -20,7 +20,7 @@ from gitcoop.git import Repo
 
 KINDS = ("genesis", "attestation", "challenge-update", "trust-update", "anchor", "review")
 _FIELDS = {"version", "seq", "prev", "kind", "challenge", "origin", "key", "envelope"}
-_MAX_RETRIES = 200
+_PATIENCE = 10.0  # seconds a writer keeps retrying a lost compare-and-swap
 
 
 @dataclass(frozen=True)
@@ -204,9 +204,13 @@ def append(
 ) -> Head:
     """Append one entry with a compare-and-swap ref update, re-linking on races.
 
-    Raises LedgerConflict after too many lost races and GitOperationError without a ledger.
+    Raises LedgerConflict when the ref stays contended (or locked) too long, and
+    GitOperationError when there is no ledger.
     """
-    for attempt in range(_MAX_RETRIES):
+    deadline = time.monotonic() + _PATIENCE
+    attempt = 0
+    while time.monotonic() < deadline:
+        attempt += 1
         current = head(repo)
         if current is None:
             raise GitOperationError("there is no ledger to append to", hint="run: git coop init")
@@ -216,9 +220,13 @@ def append(
         try:
             repo.cas_ref(constants.LEDGER_REF, commit, current.commit, f"coop: {kind}")
         except LedgerConflict:
-            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
+            time.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))  # noqa: S311 - jitter
             continue
         return Head(commit, entry, entry_hash(entry.to_bytes()), tree)
+    lock = repo.common_dir / (constants.LEDGER_REF + ".lock")
     raise LedgerConflict(
-        "too many concurrent writers; the ledger was not changed", hint="try again"
+        f"could not update {constants.LEDGER_REF} for {_PATIENCE:.0f}s; nothing was changed",
+        hint=f"if no other git or gitcoop process is running, remove {lock}"
+        if lock.exists()
+        else "another process keeps writing it; try again",
     )

@@ -71,7 +71,7 @@ def credit_text(report: dict[str, Any], fmt: str) -> str:
         p = report[label]
         if p:
             lines.append(f"{label}: {p['score']} at {p['commit'][:12]}")
-    lines += ["", body]
+    lines += ["", body if rows else "no contributions yet: push a commit to the challenge branch"]
     if report["uncredited"]:
         lines += ["", "earned nothing:"]
         lines += [f"  {u['commit'][:12]}  {u['reason']}" for u in report["uncredited"]]

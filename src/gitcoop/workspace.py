@@ -55,12 +55,20 @@ def prepare(repo: Repo, path: Path, commit: str, pinned: Pinned) -> None:
     """
     source = repo.workdir or repo.common_dir
     if (path / ".git").exists():
+        _drop_stale_index_lock(path)
         _gitcli.worktree_switch(path, commit)
     else:
         _gitcli.worktree_add(source, path, commit)
         _gitcli.git(path, "clean", "-ffdxq")
     _overlay(repo, path, commit, pinned)
     _check_data(path, pinned)
+
+
+def _drop_stale_index_lock(path: Path) -> None:
+    # We hold this worktree's flock, so a leftover index.lock is from a killed run of ours.
+    pointer = (path / ".git").read_text(encoding="utf-8", errors="replace").strip()
+    if pointer.startswith("gitdir:"):
+        (Path(pointer.removeprefix("gitdir:").strip()) / "index.lock").unlink(missing_ok=True)
 
 
 def _overlay(repo: Repo, path: Path, commit: str, pinned: Pinned) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -101,7 +101,11 @@ def _needed(s: Session, todo: list[str], index: cache.AttestedIndex, baseline: s
     return need
 
 
-def _score_all(s: Session, commits: list[str], jobs: int, report: Report) -> dict[str, Scored]:
+def _score_stream(
+    s: Session, commits: list[str], jobs: int, report: Report
+) -> Iterator[tuple[str, Scored]]:
+    """Scores in the order of ``commits`` as they complete, so attesting can start early."""
+
     def task(c: str) -> tuple[str, Scored]:
         out = score_commit(s.repo.common_dir, s.local, s.pinned, c)
         what = out.error or f"{out.score}{' (cached)' if out.cached else ''}"
@@ -109,9 +113,32 @@ def _score_all(s: Session, commits: list[str], jobs: int, report: Report) -> dic
         return c, out
 
     if jobs <= 1 or len(commits) <= 1:
-        return dict(task(c) for c in commits)
+        yield from map(task, commits)
+        return
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return dict(pool.map(task, commits))
+        yield from pool.map(task, commits)
+
+
+def _parents_first(s: Session, commits: list[str]) -> list[str]:
+    wanted, out, seen = set(commits), [], set()
+
+    def visit(c: str) -> None:
+        # Iterative on purpose: a long chain of requested commits must not hit recursion limits.
+        stack = [c]
+        while stack:
+            top = stack[-1]
+            parents = [p for p in s.repo.commit(top).parents[:1] if p in wanted and p not in seen]
+            if parents:
+                stack.append(parents[0])
+                continue
+            stack.pop()
+            if top not in seen:
+                seen.add(top)
+                out.append(top)
+
+    for c in commits:
+        visit(c)
+    return out
 
 
 def _parent_score(
@@ -179,21 +206,24 @@ def evaluate(
     index = cache.load_index(s.repo, s.local)
     digest = s.pinned.digest
     ordered = list(dict.fromkeys(commits))
-    todo = [c for c in ordered if not index.has(c, digest, key.keyid)]
-    scored = _score_all(s, _needed(s, todo, index, s.baseline), jobs, report)
-    outcomes = [Outcome(c, index.score(c, digest)) for c in ordered if c not in todo]
-    for c in todo:
-        got = scored[c]
+    todo = _parents_first(s, [c for c in ordered if not index.has(c, digest, key.keyid)])
+    done = {c: Outcome(c, index.score(c, digest)) for c in ordered if c not in todo}
+    scored: dict[str, Scored] = {}
+    wanted = set(todo)
+    for c, got in _score_stream(s, _needed(s, todo, index, s.baseline), jobs, report):
+        scored[c] = got
+        if c not in wanted:
+            continue
         if got.score is None:
-            outcomes.append(Outcome(c, error=got.error))
+            done[c] = Outcome(c, error=got.error)
             continue
         parents = s.repo.commit(c).parents
         pscore = _parent_score(s, index, parents[0] if parents else None, scored)
         _attest(s, key, signer, c, got, pscore)
         index.scores.setdefault(c, {}).setdefault(digest, decimal_text(got.score))
         delta = _improvement(got.score, pscore, s.pinned.challenge.maximize)
-        outcomes.append(Outcome(c, got.score, delta, got.cached, attested=True))
-    return outcomes
+        done[c] = Outcome(c, got.score, delta, got.cached, attested=True)
+    return [done[c] for c in ordered]
 
 
 def first_error(outcomes: list[Outcome]) -> MetricError | None:

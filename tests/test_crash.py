@@ -1,0 +1,43 @@
+"""SIGKILL at random moments of an evaluate run: the ledger stays the old or a longer valid
+chain, git fsck stays clean, nothing is attested twice, and the next run finishes the job."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+from testing.world import World
+
+
+def test_sigkill_during_evaluate_keeps_the_ledger_valid(world: World) -> None:
+    m = world.maintainer()
+    rng = random.Random(1234)
+    commits: list[str] = []
+    sizes = [int(m.git("rev-list", "--count", "refs/coop/ledger").stdout)]
+    for round_ in range(8):
+        commits += [m.commit_score(f"0.{round_}{i}", f"r{round_} c{i}") for i in range(5)]
+        proc = subprocess.Popen(
+            ["git", "coop", "evaluate", *commits],
+            cwd=m.repo,
+            env=m.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(rng.uniform(0.1, 0.6))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert m.git("fsck", "--no-dangling", "--no-progress").returncode == 0
+        assert m.coop("verify", "--full").returncode == 0
+        sizes.append(int(m.git("rev-list", "--count", "refs/coop/ledger").stdout))
+        assert sizes[-1] >= sizes[-2]  # never shorter: the old head or a longer valid chain
+    assert sizes[-1] < len(commits) + 2, sizes  # the kills really interrupted the work
+    m.coop("evaluate", *commits)
+    entries = json.loads(m.coop("log", "--json").stdout)
+    attested = [e["commit"] for e in entries if e["kind"] == "attestation"]
+    assert sorted(attested) == sorted({*commits, m.head(f"HEAD~{len(commits)}")})  # once each
+    assert m.coop("verify", "--full").returncode == 0
