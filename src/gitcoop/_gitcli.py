@@ -60,7 +60,8 @@ def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
 def worktree_add(repo_dir: Path, path: Path, commit: str) -> None:
     """Register a detached worktree at ``path`` checked out at ``commit``."""
     git(repo_dir, "worktree", "prune")
-    git(repo_dir, "worktree", "add", "--detach", "--force", "--quiet", str(path), commit)
+    # Twice --force: the path may still be registered (and locked) by a killed run.
+    git(repo_dir, "worktree", "add", "--detach", "--force", "--force", "--quiet", str(path), commit)
     git(repo_dir, "worktree", "lock", "--reason", "gitcoop scoring worktree", str(path))
 
 

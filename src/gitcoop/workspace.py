@@ -10,11 +10,12 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from gitcoop import _gitcli
-from gitcoop.errors import MetricError
+from gitcoop.errors import GitOperationError, MetricError
 from gitcoop.git import Repo
 from gitcoop.pinned import Pinned
 
@@ -54,10 +55,14 @@ def prepare(repo: Repo, path: Path, commit: str, pinned: Pinned) -> None:
     Raises MetricError when a pinned data file is missing or does not match its digest.
     """
     source = repo.workdir or repo.common_dir
-    if (path / ".git").exists():
+    try:
+        if not (path / ".git").exists():
+            raise GitOperationError("no worktree yet")
         _drop_stale_index_lock(path)
         _gitcli.worktree_switch(path, commit)
-    else:
+    except GitOperationError:
+        # Missing, or half-made by a run that was killed: build it afresh.
+        shutil.rmtree(path, ignore_errors=True)
         _gitcli.worktree_add(source, path, commit)
         _gitcli.git(path, "clean", "-ffdxq")
     _overlay(repo, path, commit, pinned)
