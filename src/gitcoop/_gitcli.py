@@ -95,13 +95,22 @@ def push_ref(
     git(repo_dir, "push", "--quiet", "--no-verify", lease, remote, f"{ref}:{ref}", env=env)
 
 
-def fetch_ref(repo_dir: Path, remote: str, ref: str, into: str, env: Mapping[str, str]) -> bool:
-    """Fetch ``ref`` from ``remote`` into the local ref ``into``; False when the remote lacks it."""
-    try:
-        listed = git(repo_dir, "ls-remote", remote, ref, env=env)
-    except GitOperationError:
-        return False
-    if not listed.strip():
-        return False
-    git(repo_dir, "fetch", "--quiet", "--no-tags", remote, f"+{ref}:{into}", env=env)
-    return True
+def fetch_refs(
+    repo_dir: Path, remote: str, pattern: str, into: str, env: Mapping[str, str]
+) -> None:
+    """Mirror the remote's refs matching ``pattern`` (a ``refs/x/*`` glob) under ``into``.
+
+    One round trip; a remote without such refs is not an error, and refs it no longer has
+    are pruned from ``into``.
+    """
+    git(
+        repo_dir,
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--prune",
+        "--no-write-fetch-head",
+        remote,
+        f"+{pattern}:{into}",
+        env=env,
+    )

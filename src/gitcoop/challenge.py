@@ -127,6 +127,34 @@ class Challenge:
             "hook": {"on_error": self.on_error},
         }
 
+    @classmethod
+    def from_json(cls, obj: Any) -> Challenge:
+        """Rebuild a challenge from `to_json` output (a local cache, never user input).
+
+        Raises KeyError, TypeError or ValueError when the object has another shape.
+        """
+        m = obj["metric"]
+        metric = MetricConfig(
+            tuple(str(a) for a in m["command"]),
+            str(m["name"]),
+            str(m["direction"]),
+            int(m["timeout_ms"]) / 1000,
+            int(m["output_limit"]),
+        )
+        challenge = cls(
+            int(obj["version"]),
+            str(obj["name"]),
+            str(obj["branch"]),
+            metric,
+            tuple(obj["protect"]),
+            tuple(sorted(obj["data"].items())),
+            Decimal(obj["credit"]["min_delta"]),
+            str(obj["hook"]["on_error"]),
+        )
+        if challenge.to_json() != obj:
+            raise ValueError("challenge cache does not round-trip")
+        return challenge
+
     def is_protected(self, path: str) -> bool:
         """Return True if `path` matches a protect pattern or lies under `.coop/`.
 

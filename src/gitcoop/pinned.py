@@ -6,12 +6,14 @@ comes from the ledger, never from the commit being scored.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitcoop import canonical, constants
+from gitcoop import _fs, canonical, constants
 from gitcoop.challenge import Challenge, parse_challenge
 from gitcoop.errors import ConfigError
 from gitcoop.git import FileEntry, Repo
@@ -76,10 +78,24 @@ def from_workdir(repo: Repo, root: Path) -> Pinned:
     return Pinned(challenge, repo.write_tree(files), digest(repo, challenge, files))
 
 
-def load(repo: Repo, tree: str, known_digest: str) -> Pinned:
-    """Read the challenge from a snapshot tree whose digest the ledger already records."""
-    files = list(repo.files(tree))
-    return Pinned(_challenge_in(repo, files, "pinned challenge"), tree, known_digest)
+def load(repo: Repo, tree: str, known_digest: str, cache_dir: Path | None = None) -> Pinned:
+    """Read the challenge from a snapshot tree whose digest the ledger already records.
+
+    With ``cache_dir``, the parsed challenge is kept there as JSON by tree id, so the hook
+    need not load a YAML parser on every push.
+    """
+    cached = cache_dir / f"{tree}.json" if cache_dir else None
+    raw = _fs.read_or_none(cached) if cached else None
+    if raw:
+        try:
+            return Pinned(Challenge.from_json(json.loads(raw)), tree, known_digest)
+        except (KeyError, TypeError, ValueError, ArithmeticError):
+            pass  # a stale or foreign cache entry: parse the YAML again
+    challenge = _challenge_in(repo, list(repo.files(tree)), "pinned challenge")
+    if cached:
+        with contextlib.suppress(OSError):
+            _fs.atomic_write(cached, json.dumps(challenge.to_json()).encode())
+    return Pinned(challenge, tree, known_digest)
 
 
 def effective_tree(repo: Repo, tree: str, challenge: Challenge) -> str:

@@ -38,9 +38,9 @@ def open_session(path: str | Path = ".") -> Session:
             "this repository has no gitcoop ledger",
             hint="run: git coop init --metric CMD --direction maximize|minimize",
         )
-    return Session(
-        repo, head, pinned.load(repo, head.pinned_tree, head.entry.challenge), local_dir(repo)
-    )
+    local = local_dir(repo)
+    pin = pinned.load(repo, head.pinned_tree, head.entry.challenge, local / "challenges")
+    return Session(repo, head, pin, local)
 
 
 def genesis_baseline(repo: Repo) -> str:

@@ -15,10 +15,14 @@ from gitcoop.git import Repo
 _GUARD = {constants.HOOK_GUARD_ENV: "1"}
 
 
+def _staging_prefix(remote: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", remote)[:100].lstrip(".") or "remote"
+    return f"refs/coop-remote/{safe}/"
+
+
 def staging_ref(remote: str) -> str:
     """Where a remote's ledger is fetched before it is verified."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", remote)[:100] or "remote"
-    return f"refs/coop-remote/{safe}/ledger"
+    return _staging_prefix(remote) + "ledger"
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,8 @@ class SyncResult:
 
 def fetch(repo: Repo, workdir: Path, remote: str) -> str | None:
     """Fetch the remote ledger into staging; return its head or None when it has none."""
-    into = staging_ref(remote)
-    if not _gitcli.fetch_ref(workdir, remote, constants.LEDGER_REF, into, _GUARD):
-        return None
-    return repo.ref(into)
+    _gitcli.fetch_refs(workdir, remote, "refs/coop/*", _staging_prefix(remote) + "*", _GUARD)
+    return repo.ref(staging_ref(remote))
 
 
 def _verify_incoming(repo: Repo, remote_tip: str) -> verify_mod.Position | None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitcoop import cache, constants, hooks, ledger, sync
-from gitcoop.commands.evaluate import Report, evaluate, first_error
+from gitcoop import cache, constants, hooks, ledger
 from gitcoop.errors import ExitCode, GitcoopError
 from gitcoop.git import ZERO, Repo, open_repo
 from gitcoop.session import Session, open_session, signer_for
+
+Report = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,10 @@ def commits_to_score(s: Session, remote: str, lines: list[PushLine]) -> list[str
 
 
 def _pending_publish(repo: Repo, remote: str) -> bool:
+    from gitcoop.sync import staging_ref
+
     local = repo.ref(constants.LEDGER_REF)
-    return local is not None and local != repo.ref(sync.staging_ref(remote))
+    return local is not None and local != repo.ref(staging_ref(remote))
 
 
 def _unattested(s: Session, commits: list[str]) -> list[str]:
@@ -79,6 +83,9 @@ def pre_push(remote: str, url: str, stdin: bytes, report: Report) -> int:
     touches = any(ln.remote_ref == branch and ln.local_sha != ZERO for ln in lines)
     if not _unattested(s, commits) and not (touches and _pending_publish(repo, remote)):
         return 0  # the idle path: no network, no signing key
+    # Only now the modules a real push needs: the idle path above stays light.
+    from gitcoop import sync
+
     workdir = repo.workdir or repo.common_dir
     try:
         # Take the remote's entries first: parents scored by others need no second run.
@@ -97,6 +104,8 @@ def pre_push(remote: str, url: str, stdin: bytes, report: Report) -> int:
 
 
 def _score(s: Session, commits: list[str], report: Report) -> int | None:
+    from gitcoop.commands.evaluate import evaluate, first_error
+
     key, signer, _ = signer_for(s.repo, s.repo.workdir)
     outcomes = evaluate(s, commits, key, signer, report=report)
     error = first_error(outcomes)
