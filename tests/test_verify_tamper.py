@@ -87,3 +87,29 @@ def test_subject_replay_is_caught(scored: Player) -> None:
     rewrite(scored.repo, retarget)
     out = scored.coop("verify", "--full", check=False)
     assert out.returncode != 0 and "#4" in out.stderr
+
+
+def test_validly_signed_lies_are_caught(scored: Player, monkeypatch) -> None:
+    """A signer who attests a wrong tree or parent is caught by recomputing from git."""
+    import dataclasses
+
+    from gitcoop import constants, keys, ledger, records
+    from gitcoop.git import open_repo
+
+    monkeypatch.setenv("GITCOOP_HOME", str(scored.home))
+    repo = open_repo(scored.repo)
+    key = keys.load(scored.home)
+    entry = ledger.read_record(repo, repo.ref("refs/coop/ledger")).entry
+    obj, _ = records.open_envelope(entry.envelope, entry.key, constants.INTOTO_PAYLOAD_TYPE)
+    honest = records.parse_attestation(obj)
+    lies = {
+        "names parent": dataclasses.replace(honest, parent="0" * 40),
+        "subject digest mismatch": dataclasses.replace(honest, tree="1" * 40),
+    }
+    for message, att in lies.items():
+        before = repo.ref("refs/coop/ledger")
+        env = records.sign(att.statement(), constants.INTOTO_PAYLOAD_TYPE, key)
+        ledger.append(repo, "attestation", key.public_openssh, env)
+        out = scored.coop("verify", check=False)
+        assert out.returncode == 1 and "#5" in out.stderr and message in out.stderr
+        scored.git("update-ref", "refs/coop/ledger", before)

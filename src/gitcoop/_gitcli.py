@@ -1,11 +1,14 @@
-"""The GitPython boundary: porcelain that must behave like the user's own git.
+"""The git command-line boundary: porcelain that must behave like the user's own git.
 
-GitPython is used only as a typed command runner, never for its object model.
+Fetch, push, worktrees and hook configuration run the user's ``git`` binary with their
+configuration, credential helpers and hooks. See docs/decisions/0004 for why this is a
+direct ``subprocess`` call and not GitPython.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -42,19 +45,28 @@ _KEEP = frozenset(
 
 
 def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
-    """Run ``git args`` in ``cwd`` and return its stdout; raises GitOperationError."""
-    from git.cmd import Git
-    from git.exc import GitCommandError
+    """Run ``git args`` in ``cwd`` and return its stdout (trailing newline stripped).
 
+    Raises GitOperationError naming the subcommand and git's last line of complaint.
+    """
     try:
-        out = Git(str(cwd)).execute(
-            ["git", *args], env=_clean_env(env), strip_newline_in_stdout=True
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env=_clean_env(env),
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
-    except GitCommandError as exc:
-        detail = str(exc.stderr or "").strip().splitlines()
-        last = detail[-1].strip(" '\"") if detail else f"exit status {exc.status}"
-        raise GitOperationError(f"git {args[0]} failed: {last}") from None
-    return str(out)
+    except OSError as exc:
+        raise GitOperationError(
+            f"cannot run git: {exc.strerror}", hint="install git and put it on PATH"
+        ) from None
+    if proc.returncode != 0:
+        detail = proc.stderr.decode("utf-8", errors="replace").strip().splitlines()
+        last = detail[-1].strip() if detail else f"exit status {proc.returncode}"
+        raise GitOperationError(f"git {args[0]} failed: {last}")
+    return proc.stdout.decode("utf-8", errors="replace").rstrip("\n")
 
 
 def worktree_add(repo_dir: Path, path: Path, commit: str) -> None:

@@ -104,8 +104,15 @@ def _check_attestation(repo: Repo, rec: ledger.Record, obj: object, report: Repo
             f"entry #{e.seq}: commit {att.commit[:12]} is not in this repository (not checked)"
         )
         return
-    if repo.commit(att.commit).tree != att.tree:
+    info = repo.commit(att.commit)
+    if info.tree != att.tree:
         raise _fail(e.seq, f"subject digest mismatch: commit {att.commit[:12]} has another tree")
+    if att.parent != (info.parents[0] if info.parents else None):
+        raise _fail(
+            e.seq,
+            f"names parent {str(att.parent)[:12]}, which is not the first "
+            f"parent of {att.commit[:12]}",
+        )
 
 
 def _check_entry(repo: Repo, rec: ledger.Record, report: Report) -> None:
