@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 LEDGER_REF = "refs/coop/ledger"
-NOTES_REF = "refs/notes/coop"
 COOP_DIR = ".coop"
 CHALLENGE_FILE = ".coop/challenge.yaml"
 SIGNERS_FILE = ".coop/allowed_signers"

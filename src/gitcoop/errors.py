@@ -18,7 +18,6 @@ class ExitCode(IntEnum):
 class GitcoopError(Exception):
     """Base of every error gitcoop raises on purpose; carries a hint naming the fix."""
 
-    reference: ClassVar[str] = "gitcoop-error"
     exit_code: ClassVar[ExitCode] = ExitCode.CHECK_FAILED
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
@@ -33,54 +32,38 @@ class GitcoopError(Exception):
 class ConfigError(GitcoopError):
     """The challenge, the repository or the command line is not usable as given."""
 
-    reference = "config-error"
     exit_code = ExitCode.USAGE
 
 
 class NotARepository(ConfigError):
     """The current directory is not inside a git repository."""
 
-    reference = "not-a-repository"
-
 
 class KeyFileError(ConfigError):
     """A signing key is missing, unreadable or unsafely stored."""
-
-    reference = "key-file"
 
 
 class MetricError(GitcoopError):
     """The metric command failed, timed out, or printed no usable score."""
 
-    reference = "metric-failed"
-
 
 class FormatError(GitcoopError):
     """Bytes that should be a gitcoop record are malformed or not canonical."""
-
-    reference = "format-error"
 
 
 class VerificationError(GitcoopError):
     """A record failed a check: bad signature, broken link, wrong subject."""
 
-    reference = "verification-failed"
-
 
 class SecurityError(GitcoopError):
     """Evidence of rewriting: the ledger no longer extends what was verified before."""
 
-    reference = "security-error"
     exit_code = ExitCode.SECURITY
 
 
 class LedgerConflict(GitcoopError):
     """The ledger ref moved between read and write; the caller may retry."""
 
-    reference = "ledger-conflict"
-
 
 class GitOperationError(GitcoopError):
     """A git command or object operation failed."""
-
-    reference = "git-failed"

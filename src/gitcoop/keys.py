@@ -9,7 +9,6 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gitcoop import constants
@@ -58,14 +57,6 @@ def parse_public(text: str) -> Ed25519PublicKey:
     if len(blob) != 51 or blob[:15] != len(_SSH_ED25519).to_bytes(4, "big") + _SSH_ED25519:
         raise VerificationError("public key is not an Ed25519 key blob")
     return Ed25519PublicKey.from_public_bytes(blob[19:])
-
-
-def verify_raw(public: Ed25519PublicKey, signature: bytes, data: bytes) -> None:
-    """Check an Ed25519 signature; raises VerificationError when it does not verify."""
-    try:
-        public.verify(signature, data)
-    except InvalidSignature:
-        raise VerificationError("bad signature") from None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from gitcoop import _gitcli
+from gitcoop import _gitcli, constants
 from gitcoop.errors import GitOperationError, MetricError
 from gitcoop.git import Repo
 from gitcoop.pinned import Pinned
@@ -24,7 +24,7 @@ _MAX_WORKTREES = 64
 
 def local_dir(repo: Repo) -> Path:
     """Return (creating it) the repository-local gitcoop directory under the git dir."""
-    path = repo.common_dir / "coop"
+    path = repo.common_dir / constants.LOCAL_DIR
     path.mkdir(exist_ok=True)
     return path
 
