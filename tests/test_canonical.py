@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from gitcoop import canonical
 from gitcoop.canonical import MAX_SAFE_INTEGER, decode, encode, sha256_hex
-from gitcoop.errors import ExitCode, FormatError
+from gitcoop.errors import ExitCode, FormatError, GitcoopError
 
 VECTORS_FILE = Path(__file__).parent / "vectors" / "canonical.json"
 VECTORS: list[dict[str, Any]] = json.loads(VECTORS_FILE.read_text(encoding="utf-8"))
@@ -335,7 +335,8 @@ def test_decode_returns_plain_types() -> None:
 def test_decode_error_is_format_error_subclass_of_gitcoop_error() -> None:
     with pytest.raises(FormatError) as info:
         decode(b"{")
-    assert info.value.reference == "format-error"
+    assert isinstance(info.value, GitcoopError)
+    assert info.value.exit_code == ExitCode.CHECK_FAILED
 
 
 # --- helpers -------------------------------------------------------------------------
