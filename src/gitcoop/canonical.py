@@ -253,6 +253,9 @@ def decode(
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FormatError(f"payload is not valid UTF-8 (byte {exc.start})") from None
+    fast = _decode_fast(data, text, max_depth)
+    if fast is not _SLOW:
+        return fast
     _check_depth(text, max_depth)
     value = _parse(text)
     try:
@@ -261,6 +264,41 @@ def decode(
         raise FormatError(f"non-canonical payload: {exc}") from None
     if canonical != data:
         raise FormatError("non-canonical payload")
+    return value
+
+
+_SLOW = object()
+# The C encoder sorts keys by code point, RFC 8785 by UTF-16 unit: they differ only for
+# characters outside the BMP, which take four bytes in UTF-8.
+_NON_BMP = re.compile(rb"[\xf0-\xff]")
+
+
+def _decode_fast(data: bytes, text: str, max_depth: int) -> Any:
+    """The common case in C: parse, re-encode with the stdlib, compare bytes.
+
+    Returns _SLOW whenever the stdlib's output could differ from RFC 8785 or the input
+    has anything unusual; the careful path then decides and names the problem.
+    """
+    if (not data.isascii() and _NON_BMP.search(data)) or (
+        text.count("[") + text.count("{") > max_depth
+    ):
+        return _SLOW
+    try:
+        value = json.loads(
+            text, parse_float=_reject_float, parse_constant=_reject_constant, parse_int=_safe_int
+        )
+        again = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        if again.encode("utf-8") == data:
+            return value
+    except (ValueError, FormatError, UnicodeEncodeError, RecursionError):
+        pass
+    return _SLOW
+
+
+def _safe_int(literal: str) -> int:
+    value = int(literal)
+    if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise ValueError("integer outside the safe range")
     return value
 
 

@@ -161,7 +161,7 @@ def init(
 @app.command()
 def evaluate(
     revs: Annotated[
-        list[str] | None, typer.Argument(help="Commits to score (default: HEAD).")
+        list[str] | None, typer.Argument(help="Commits or A..B ranges to score (default: HEAD).")
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Metric runs in parallel.")] = 1,
     as_json: JsonOpt = False,
@@ -173,7 +173,7 @@ def evaluate(
 
     with _errors():
         s = open_session(".")
-        commits = [s.repo.resolve(r) for r in (revs or ["HEAD"])]
+        commits = [c for r in (revs or ["HEAD"]) for c in s.repo.resolve_many(r)]
         key, signer, _ = signer_for(s.repo, s.repo.workdir)
         outcomes = run(s, commits, key, signer, jobs=jobs, report=_err)
         error = first_error(outcomes)

@@ -89,9 +89,38 @@ class Repo:
             ) from None
         return str(commit.id)
 
+    def resolve_many(self, rev: str) -> list[str]:
+        """Commits a revision or an ``A..B`` range names, parents first.
+
+        Raises ConfigError when a side of it is unknown.
+        """
+        if ".." not in rev or "..." in rev:
+            return [self.resolve(rev)]
+        left, right = rev.split("..", 1)
+        tip = self.resolve(right or "HEAD")
+        return self.new_commits(tip, [self.resolve(left or "HEAD")])
+
     def has_object(self, oid: str) -> bool:
         """Whether the object exists locally."""
-        return bool(_HEX.fullmatch(oid)) and oid in self._repo
+        return bool(_HEX.fullmatch(oid)) and _oid(oid) in self._repo
+
+    def entry_commit(self, oid: str, names: tuple[str, str]) -> tuple[bytes, str, tuple[str, ...]]:
+        """Read a ledger commit in one pass: (blob ``names[0]``, tree ``names[1]``, parents).
+
+        Raises GitOperationError when the commit's tree holds anything else.
+        """
+        c = self._commit(oid)
+        tree = c.tree
+        if len(tree) != 2:
+            raise GitOperationError(f"ledger commit {oid[:12]} holds {len(tree)} entries, not 2")
+        try:
+            blob, sub = tree[names[0]], tree[names[1]]
+        except KeyError:
+            raise GitOperationError(f"ledger commit {oid[:12]} lacks {names}") from None
+        if blob.type_str != "blob" or sub.type_str != "tree":
+            raise GitOperationError(f"ledger commit {oid[:12]} has entries of the wrong type")
+        data = bytes(cast(pygit2.Blob, self._repo[blob.id]).data)
+        return data, str(sub.id), tuple(str(p) for p in c.parent_ids)
 
     def commit(self, oid: str) -> CommitInfo:
         """Return a commit's metadata; raises GitOperationError when it is missing."""
@@ -107,7 +136,7 @@ class Repo:
 
     def _commit(self, oid: str) -> pygit2.Commit:
         try:
-            obj = self._repo[oid]
+            obj = self._repo[_oid(oid)]
         except (KeyError, ValueError):
             raise GitOperationError(f"commit {oid} is not in this repository") from None
         if obj.type != pygit2.enums.ObjectType.COMMIT:
@@ -117,7 +146,7 @@ class Repo:
     def read_blob(self, oid: str) -> bytes:
         """Return a blob's bytes; raises GitOperationError when missing."""
         try:
-            blob = self._repo[oid]
+            blob = self._repo[_oid(oid)]
         except (KeyError, ValueError):
             raise GitOperationError(f"object {oid} is missing") from None
         if not isinstance(blob, pygit2.Blob):
@@ -126,7 +155,7 @@ class Repo:
 
     def tree_entry(self, tree: str, path: str) -> str | None:
         """Return the id of the object at ``path`` in a tree, or None."""
-        t = self._repo[tree]
+        t = self._repo[_oid(tree)]
         assert isinstance(t, pygit2.Tree)
         try:
             return str(t[path].id)
@@ -135,13 +164,13 @@ class Repo:
 
     def tree_names(self, tree: str) -> list[str]:
         """Return the top-level entry names of a tree."""
-        t = self._repo[tree]
+        t = self._repo[_oid(tree)]
         assert isinstance(t, pygit2.Tree)
         return [e.name or "" for e in t]
 
     def files(self, tree: str, prefix: str = "") -> Iterator[FileEntry]:
         """Yield every regular file (and symlink) below a tree, depth first."""
-        t = self._repo[tree]
+        t = self._repo[_oid(tree)]
         assert isinstance(t, pygit2.Tree)
         for e in t:
             path = prefix + (e.name or "")
@@ -241,6 +270,25 @@ class Repo:
         out.reverse()
         return out
 
+    def ancestry_raw(self, tip: str, stop: str | None) -> tuple[bytearray, bool, str | None]:
+        """Walk first parents from ``tip`` until ``stop`` (excluded) or the root.
+
+        Returns the raw 20-byte ids newest first, packed in one bytearray (a million
+        commits cost 20 MB, not a list of objects), whether ``stop`` was reached, and the
+        first commit found with more than one parent, if any.
+        """
+        out = bytearray()
+        target = None if stop is None else _oid(stop)
+        oid: pygit2.Oid | None = _oid(tip)
+        while oid is not None and oid != target:
+            c = cast(pygit2.Commit, self._repo[oid])
+            out += oid.raw
+            parents = c.parent_ids
+            if len(parents) > 1:
+                return out, False, str(oid)
+            oid = parents[0] if parents else None
+        return out, oid is not None, None
+
     def parent_ids(self, oid: str) -> list[str]:
         """Return a commit's parent ids (fast path for chain walks)."""
         return [str(p) for p in self._commit(oid).parent_ids]
@@ -249,13 +297,21 @@ class Repo:
         """Paths that differ between two trees (added, removed or modified)."""
         if old_tree is None:
             return [f.path for f in self.files(new_tree)]
-        old = cast(pygit2.Tree, self._repo[old_tree])
-        diff = old.diff_to_tree(cast(pygit2.Tree, self._repo[new_tree]))
+        old = cast(pygit2.Tree, self._repo[_oid(old_tree)])
+        diff = old.diff_to_tree(cast(pygit2.Tree, self._repo[_oid(new_tree)]))
         paths: set[str] = set()
         for delta in diff.deltas:
             paths.add(delta.old_file.path)
             paths.add(delta.new_file.path)
         return sorted(paths)
+
+
+def _oid(hex_id: str) -> pygit2.Oid:
+    # An Oid is an exact lookup; a hex string makes libgit2 search by prefix (much slower).
+    try:
+        return pygit2.Oid(hex=hex_id)
+    except ValueError:
+        raise GitOperationError(f"{hex_id[:50]!r} is not an object id") from None
 
 
 def open_repo(path: str | Path = ".") -> Repo:

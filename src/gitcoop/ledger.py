@@ -127,15 +127,13 @@ class Record:
 
 def read_record(repo: Repo, commit: str) -> Record:
     """Read one ledger commit; raises FormatError when its shape is not an entry's."""
-    info = repo.commit(commit)
-    names = sorted(repo.tree_names(info.tree))
-    if names != sorted([constants.ENTRY_FILE, constants.PINNED_TREE]):
-        raise FormatError(f"ledger commit {commit[:12]} holds {names}, not an entry")
-    blob = repo.tree_entry(info.tree, constants.ENTRY_FILE)
-    pinned = repo.tree_entry(info.tree, constants.PINNED_TREE)
-    assert blob is not None and pinned is not None
-    data = repo.read_blob(blob)
-    return Record(commit, Entry.from_bytes(data), data, pinned, info.parents)
+    try:
+        data, pinned, parents = repo.entry_commit(
+            commit, (constants.ENTRY_FILE, constants.PINNED_TREE)
+        )
+    except GitOperationError as exc:
+        raise FormatError(exc.message) from None
+    return Record(commit, Entry.from_bytes(data), data, pinned, parents)
 
 
 def head(repo: Repo, ref: str = constants.LEDGER_REF) -> Head | None:
@@ -164,6 +162,17 @@ def chain(repo: Repo, tip: str, stop: str | None = None) -> list[str]:
         raise VerificationError(f"ledger does not contain commit {stop[:12]}")
     out.reverse()
     return out
+
+
+def chain_raw(repo: Repo, tip: str, stop: str | None = None) -> list[bytes]:
+    """Like ``chain`` but as raw 20-byte ids, oldest first, without one object per id
+    beyond the bytes themselves (for ledgers of millions of entries)."""
+    packed, reached, branching = repo.ancestry_raw(tip, stop)
+    if branching is not None:
+        raise VerificationError(f"ledger commit {branching[:12]} has more than one parent")
+    if stop is not None and not reached:
+        raise VerificationError(f"ledger does not contain commit {stop[:12]}")
+    return [bytes(packed[i : i + 20]) for i in range(len(packed) - 20, -1, -20)]
 
 
 def records(repo: Repo, tip: str, stop: str | None = None) -> Iterator[Record]:
