@@ -9,9 +9,9 @@ a noisy machine shifts both sides alike.
 from __future__ import annotations
 
 import argparse
-import base64
 import itertools
 import json
+import re
 import os
 import platform
 import shutil
@@ -23,7 +23,11 @@ import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
+
+import synth
+from synth import INIT, BenchError, Shell, dump_signatures, new_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "performance.md"
@@ -34,11 +38,6 @@ RATIO_BAR = 1.5
 SPEEDUP_BAR = 1.6
 WARMUP = 2  # dropped trials per variant in (1) and (2)
 
-EVALUATE = (
-    "import json, pathlib\n"
-    'print(json.dumps({"score": float(pathlib.Path("score.txt").read_text())}))\n'
-)
-INIT = ("coop", "init", "--metric", "python evaluate.py", "--direction", "maximize")
 IMPORT_HOOK_DEPS = (
     "import pygit2; from cryptography.hazmat.primitives.asymmetric.ed25519 "
     "import Ed25519PublicKey"
@@ -63,10 +62,6 @@ VERIFY_LOOP = (
 )
 
 
-class BenchError(Exception):
-    """A benchmark step failed; the message says what ran and what it printed."""
-
-
 @dataclass(frozen=True)
 class Row:
     """One line of the results table."""
@@ -80,49 +75,6 @@ class Row:
     verdict: str = ""
 
 
-@dataclass(frozen=True)
-class Shell:
-    """Runs commands in a hermetic environment (own HOME, keys and git config)."""
-
-    env: dict[str, str]
-
-    def run(self, argv: Sequence[str], cwd: Path, stdin: bytes | None = None) -> str:
-        """Run ``argv``; return its stdout; raise BenchError when it fails."""
-        proc = subprocess.run(
-            list(argv), cwd=cwd, env=self.env, input=stdin, capture_output=True, check=False
-        )
-        if proc.returncode != 0:
-            out = (proc.stdout + proc.stderr).decode(errors="replace").strip()[-2000:]
-            raise BenchError(f"`{' '.join(argv)[:200]}` in {cwd} exited {proc.returncode}:\n{out}")
-        return proc.stdout.decode(errors="replace")
-
-    def time(self, argv: Sequence[str], cwd: Path, stdin: bytes | None = None) -> float:
-        """Wall-clock seconds of one successful run of ``argv``."""
-        start = time.perf_counter()
-        self.run(argv, cwd, stdin)
-        return time.perf_counter() - start
-
-    def time_all(self, argvs: Sequence[Sequence[str]], cwd: Path) -> float:
-        """Wall-clock seconds until all of ``argvs``, started together, have succeeded."""
-        start = time.perf_counter()
-        procs = [
-            subprocess.Popen(list(a), cwd=cwd, env=self.env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT)
-            for a in argvs
-        ]
-        outputs = [proc.communicate()[0] for proc in procs]
-        seconds = time.perf_counter() - start
-        for argv, proc, out in zip(argvs, procs, outputs, strict=True):
-            if proc.returncode != 0:
-                text = out.decode(errors="replace").strip()[-2000:]
-                raise BenchError(f"`{' '.join(argv)[:200]}` exited {proc.returncode}:\n{text}")
-        return seconds
-
-    def git(self, repo: Path, *args: str) -> str:
-        """Run git in ``repo``; return stripped stdout."""
-        return self.run(["git", *args], repo).strip()
-
-
 # --- statistics and table --------------------------------------------------------------
 
 Samples = dict[str, list[float]]
@@ -134,11 +86,17 @@ def interleave(
     *,
     warmup: int = 0,
     before: Callable[[], None] | None = None,
+    budget: float | None = None,
 ) -> Samples:
-    """Run every variant once per trial, rotating the order; warmup trials are dropped."""
+    """Run every variant once per trial, rotating the order; warmup trials are dropped.
+    With ``budget`` (seconds), no new trial starts once that much time has passed (at
+    least one trial runs)."""
     names = list(variants)
     samples: Samples = {n: [] for n in names}
+    start = time.perf_counter()
     for i in range(warmup + trials):
+        if budget is not None and i > warmup and time.perf_counter() - start > budget:
+            break
         if before is not None:
             before()
         k = i % len(names)
@@ -233,17 +191,6 @@ def hermetic_env(root: Path) -> dict[str, str]:
         }
     )
     return env
-
-
-def new_repo(sh: Shell, path: Path) -> Path:
-    """A repository on ``main`` with the trivial metric and one committed score."""
-    path.mkdir(parents=True)
-    sh.git(path, "init", "-q", "-b", "main")
-    (path / "evaluate.py").write_text(EVALUATE)
-    (path / "score.txt").write_text("0.1\n")
-    sh.git(path, "add", "evaluate.py", "score.txt")
-    sh.git(path, "commit", "-q", "-m", "baseline")
-    return path
 
 
 def new_challenge(sh: Shell, path: Path, remotes: Sequence[str] = ()) -> Path:
@@ -447,33 +394,6 @@ def bench_evaluate(sh: Shell, root: Path, commits: int, rounds: int) -> list[Row
 # --- 4. verify --full --------------------------------------------------------------------
 
 
-def dump_signatures(sh: Shell, repo: Path, out: Path) -> int:
-    """Write every ledger signature as ``key(32) sig(64) len(4) message`` records; the
-    message is the DSSE pre-authentication encoding that was signed. Returns the count."""
-    commits = sh.git(repo, "rev-list", "refs/coop/ledger").split()
-    batch = "".join(f"{c}:entry.json\n" for c in commits).encode()
-    raw = subprocess.run(
-        ["git", "cat-file", "--batch"], cwd=repo, env=sh.env, input=batch,
-        capture_output=True, check=True,
-    ).stdout
-    blob, pos, count = bytearray(), 0, 0
-    while pos < len(raw):
-        header_end = raw.index(b"\n", pos)
-        size = int(raw[pos:header_end].split()[2])
-        entry = json.loads(raw[header_end + 1 : header_end + 1 + size])
-        pos = header_end + 1 + size + 1
-        key = base64.b64decode(entry["key"].split()[1])[19:]
-        env = entry["envelope"]
-        ptype, payload = env["payloadType"].encode(), base64.b64decode(env["payload"])
-        message = b"DSSEv1 %d %b %d %b" % (len(ptype), ptype, len(payload), payload)
-        for sig in env["signatures"]:
-            blob += key + base64.b64decode(sig["sig"]) + len(message).to_bytes(4, "big")
-            blob += message
-            count += 1
-    out.write_bytes(bytes(blob))
-    return count
-
-
 def build_ledger(sh: Shell, repo: Path, entries: int) -> float:
     """Score ``entries`` new commits with one ``git coop evaluate``; return its seconds."""
     shas = add_commits(sh, repo, entries)
@@ -531,6 +451,417 @@ def throughput(done: int, seconds: float, base_done: int, base_seconds: float) -
         return "n/a (too noisy: raise --entries)"
     a, b = done / seconds, base_done / base_seconds
     return f"{a:.0f}/s vs {b:.0f}/s = {a / b:.2f}x"
+
+
+# --- 5-9. large scale, on synthetic data (bench/synth.py) -------------------------------
+
+VERIFY_BAR = 0.8  # verify --full throughput over a one-core Ed25519 loop's
+CORES_BAR = 1.6  # verify --full free to use both cores over pinned to one
+INCREMENTAL_BAR = 1.0  # seconds, verify after 10 new entries
+CREDIT_BAR = 5.0  # credit --json over git shortlog -sn
+RSS_BAR_MB = 250.0
+APPEND_BAR = 500.0  # entries/s
+NEW_ENTRIES = 10  # appended before the incremental verify
+BANNED = ("eth_account", "requests")
+
+PINNED_LOOP = (
+    "import os, sys, time\n"
+    "from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey\n"
+    "data = open(sys.argv[1], 'rb').read()\n"
+    "keys, work, i = {}, [], 0\n"
+    "while i < len(data):\n"
+    "    raw, sig = data[i:i + 32], data[i + 32:i + 96]\n"
+    "    size = int.from_bytes(data[i + 96:i + 100], 'big')\n"
+    "    key = keys.get(raw) or keys.setdefault(raw, Ed25519PublicKey.from_public_bytes(raw))\n"
+    "    work.append((key.verify, sig, data[i + 100:i + 100 + size]))\n"
+    "    i += 100 + size\n"
+    "os.sched_setaffinity(0, {0})\n"
+    "start = time.perf_counter()\n"
+    "for verify, sig, message in work:\n"
+    "    verify(sig, message)\n"
+    "print(time.perf_counter() - start, len(work))\n"
+)
+# Runs argv as a fresh child; prints its wall seconds, the largest max RSS of any process
+# of its tree (getrusage RUSAGE_CHILDREN, KiB), and the peak over time of the summed PSS
+# and anonymous PSS of the whole tree (KiB, polled from /proc every 0.2 s).
+RSS_PROBE = r"""
+import os, resource, subprocess, sys, time
+def children():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(d)
+    return kids
+def pss(root):
+    kids, todo, total, anon = children(), [str(root)], 0, 0
+    while todo:
+        pid = todo.pop()
+        todo += kids.get(int(pid), [])
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                    elif line.startswith("Pss_Anon:"):
+                        anon += int(line.split()[1])
+        except OSError:
+            pass
+    return total, anon
+start = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+peak = peak_anon = 0
+while proc.poll() is None:
+    total, anon = pss(proc.pid)
+    peak, peak_anon = max(peak, total), max(peak_anon, anon)
+    time.sleep(0.2)
+seconds = time.perf_counter() - start
+if proc.returncode:
+    sys.exit(proc.returncode)
+print(seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, peak, peak_anon)
+"""
+# What one appended entry costs at least: one process writes a blob, a two-name tree and
+# a commit, signs about an entry's worth of bytes with Ed25519 and moves a ref by
+# compare-and-swap (with its reflog), N times, as gitcoop's ledger.append does.
+APPEND_FLOOR = (
+    "import os, sys, pygit2\n"
+    "from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey\n"
+    "repo, n, name = pygit2.Repository(sys.argv[1]), int(sys.argv[2]), 'refs/coop/ledger'\n"
+    "key, who = Ed25519PrivateKey.generate(), pygit2.Signature('gitcoop', 'gitcoop@localhost')\n"
+    "tip = repo.references.get(name).target\n"
+    "pinned = repo[tip].tree['challenge'].id\n"
+    "body = os.urandom(1200)\n"
+    "for i in range(n):\n"
+    "    data = body + b'%d' % i\n"
+    "    blob = repo.create_blob(data + key.sign(data))\n"
+    "    tb = repo.TreeBuilder()\n"
+    "    tb.insert('challenge', pinned, pygit2.enums.FileMode.TREE)\n"
+    "    tb.insert('entry.json', blob, pygit2.enums.FileMode.BLOB)\n"
+    "    new = repo.create_commit(None, who, who, 'floor #%d\\n' % i, tb.write(), [tip])\n"
+    "    ref = repo.references.get(name)\n"
+    "    assert ref.target == tip\n"
+    "    ref.set_target(new, 'floor')\n"
+    "    tip = new\n"
+)
+OK_LINE = re.compile(r"ledger OK: (\d+) entries, (\d+) checked now")
+
+
+class Scale:
+    """The large-scale sections' shared state: options, datasets and the big repository."""
+
+    def __init__(self, sh: Shell, root: Path, args: argparse.Namespace) -> None:
+        self.sh, self.root, self.args = sh, root, args
+        self.datasets: list[synth.Dataset] = []
+        self.generation = 0.0  # seconds spent generating datasets in this run
+        self._big: Path | None = None
+
+    def dataset(self, commits: int, entries: int) -> synth.Dataset:
+        """A cached dataset (generated when missing); remembered for the report."""
+        start = time.perf_counter()
+        ds = synth.obtain(synth.Spec(commits, entries), self.sh, regenerate=self.args.regenerate,
+                          log=lambda line: print(f"bench: {line}", file=sys.stderr))
+        if ds.generated:
+            self.generation += time.perf_counter() - start
+            print(f"bench: generated {ds.path.name} in {time.perf_counter() - start:.1f} s",
+                  file=sys.stderr)
+        if ds not in self.datasets:
+            self.datasets.append(ds)
+        return ds
+
+    def shell(self, ds: synth.Dataset) -> Shell:
+        """The bench environment, signing with the dataset's maintainer key."""
+        return Shell({**self.sh.env, "GITCOOP_HOME": str(ds.home / "gitcoop")})
+
+    def big(self) -> tuple[synth.Dataset, Path]:
+        """The ledger dataset of (5) and (6), and this run's private copy of it."""
+        ds = self.dataset(self.args.ledger, self.args.ledger)
+        if self._big is None:
+            self._big = synth.copy_repo(ds, self.root / "big")
+        return ds, self._big
+
+
+def coop_state(repo: Path) -> Path:
+    """gitcoop's local directory (pin, verified index, caches) of a repository."""
+    return repo / ".git" / "coop"
+
+
+def save_state(repo: Path, to: Path) -> None:
+    """Copy gitcoop's local state (all but the scoring worktrees) to ``to``."""
+    shutil.rmtree(to, ignore_errors=True)
+    shutil.copytree(coop_state(repo), to, ignore=shutil.ignore_patterns("worktrees"))
+
+
+def restore_state(repo: Path, saved: Path) -> None:
+    """Put back what ``save_state`` saved (scoring worktrees untouched)."""
+    for child in coop_state(repo).iterdir():
+        if child.name != "worktrees":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    shutil.copytree(saved, coop_state(repo), dirs_exist_ok=True)
+
+
+def checked_run(sh: Shell, argv: Sequence[str], repo: Path, entries: int,
+                checked: int) -> float:
+    """Time a verify; check it reports ``entries`` entries and ``checked`` checked now."""
+    start = time.perf_counter()
+    out = sh.run(argv, repo)
+    seconds = time.perf_counter() - start
+    got = OK_LINE.search(out)
+    if got is None or (int(got[1]), int(got[2])) != (entries, checked):
+        raise BenchError(f"`{' '.join(argv)}` said {out.strip()[:300]!r}, expected "
+                         f"{entries} entries, {checked} checked now")
+    return seconds
+
+
+def bench_scale_verify(sx: Scale) -> list[Row]:
+    """``verify --full`` of the big ledger, on both cores and pinned to one, against a
+    loop of Ed25519 checks of the same signatures pinned to one core."""
+    ds, repo = sx.big()
+    sh, n = sx.shell(ds), ds.ledger_entries
+    pin = coop_state(repo) / "verified.json"
+    full = ["git", "coop", "verify", "--full"]
+
+    def verify(argv: list[str]) -> Callable[[], float]:
+        def trial() -> float:
+            pin.unlink(missing_ok=True)
+            return checked_run(sh, argv, repo, n, n)
+
+        return trial
+
+    loops: list[int] = []
+
+    def loop() -> float:
+        seconds, count = sh.run(["python", "-c", PINNED_LOOP, str(ds.sigs)], repo).split()
+        loops.append(int(count))
+        return float(seconds)
+
+    samples = interleave(
+        {"all": verify(full), "one": verify(["taskset", "-c", "0", *full]), "loop": loop},
+        sx.args.big_trials, budget=sx.args.big_budget,
+    )
+    sigs = loops[0]
+    v2, v1 = (n / med(samples[k]) for k in ("all", "one"))
+    lp = sigs / med(samples["loop"])
+    speedup = med(samples["one"]) / med(samples["all"])
+    return [
+        timing_row("5", f"git coop verify --full, {n} entries, both cores", samples["all"]),
+        timing_row("5", f"taskset -c 0 git coop verify --full, {n} entries", samples["one"]),
+        timing_row("5", f"baseline: Ed25519 loop on core 0, {sigs} signatures (loop only)",
+                   samples["loop"]),
+        Row("5", "verify --full (both cores) vs loop, throughput",
+            result=f"{v2:.0f}/s vs {lp:.0f}/s = {v2 / lp:.2f}x", target=f">= {VERIFY_BAR}x",
+            verdict=verdict(v2 / lp >= VERIFY_BAR)),
+        Row("5", "verify --full (core 0 only) vs loop, throughput",
+            result=f"{v1:.0f}/s vs {lp:.0f}/s = {v1 / lp:.2f}x", verdict="info"),
+        Row("5", "verify --full speedup, both cores vs one", result=f"{speedup:.2f}x",
+            target=f">= {CORES_BAR}x", verdict=verdict(speedup >= CORES_BAR)),
+    ]
+
+
+def bench_scale_incremental(sx: Scale) -> list[Row]:
+    """Append entries for new commits with ``git coop evaluate``, then time ``git coop
+    verify`` from the pin before them, against ``verify`` with nothing new."""
+    ds, repo = sx.big()
+    sh = sx.shell(ds)
+    sh.git(repo, "coop", "verify")  # the pin (and whatever verify keeps) at the head
+    before, after = sx.root / "state-before", sx.root / "state-after"
+    save_state(repo, before)
+    n = ledger_size(sh, repo)
+    shas = synth.add_scored_commits(sh, repo, ds.meta["commits"] + 1, NEW_ENTRIES)
+    sh.run(["git", "coop", "evaluate", *shas], repo)
+    if ledger_size(sh, repo) != n + NEW_ENTRIES:
+        raise BenchError(f"evaluate did not append {NEW_ENTRIES} entries")
+    total = n + NEW_ENTRIES
+    checked_run(sh, ["git", "coop", "verify"], repo, total, NEW_ENTRIES)  # warm-up
+    save_state(repo, after)
+
+    def run(saved: Path, checked: int) -> Callable[[], float]:
+        def trial() -> float:
+            restore_state(repo, saved)
+            return checked_run(sh, ["git", "coop", "verify"], repo, total, checked)
+
+        return trial
+
+    samples = interleave({"new": run(before, NEW_ENTRIES), "none": run(after, 0)},
+                         sx.args.trials)
+    restore_state(repo, after)
+    new = med(samples["new"])
+    return [
+        timing_row("5", f"git coop verify, {NEW_ENTRIES} new entries on {n}", samples["new"]),
+        timing_row("5", "baseline: git coop verify, nothing new", samples["none"]),
+        Row("5", f"incremental verify of {NEW_ENTRIES} new entries", result=ms(new),
+            target=f"< {INCREMENTAL_BAR:.0f} s", verdict=verdict(new < INCREMENTAL_BAR)),
+    ]
+
+
+def bench_scale_credit(sx: Scale) -> list[Row]:
+    """``git coop credit --json`` of the big history, its ledger verified, against
+    ``git shortlog -sn HEAD`` of the same repository."""
+    ds, repo = sx.big()
+    sh = sx.shell(ds)
+    sh.git(repo, "coop", "verify")
+    commits = int(sh.git(repo, "rev-list", "--count", "HEAD"))
+    outputs: list[str] = []
+
+    def credit() -> float:
+        start = time.perf_counter()
+        outputs.append(sh.run(["git", "coop", "credit", "--json"], repo))
+        return time.perf_counter() - start
+
+    samples = interleave(
+        {"credit": credit,
+         "shortlog": lambda: sh.time(["git", "shortlog", "-sn", "HEAD"], repo)},
+        sx.args.big_trials, budget=sx.args.big_budget,
+    )
+    report = json.loads(outputs[0])
+    tip = sh.git(repo, "rev-parse", "HEAD")
+    scored = sum(int(c["commits"]) for c in report["contributors"])
+    if (report["best"] or {}).get("commit") != tip or scored != commits - 2:
+        raise BenchError(f"credit --json looks wrong: best {report['best']}, {scored} "
+                         f"commits credited of {commits - 2}")
+    ratio = med(samples["credit"]) / med(samples["shortlog"])
+    return [
+        timing_row("6", f"git coop credit --json, {commits} commits, ledger verified",
+                   samples["credit"]),
+        timing_row("6", "baseline: git shortlog -sn HEAD", samples["shortlog"]),
+        Row("6", "credit / shortlog", result=f"{ratio:.2f}x", target=f"<= {CREDIT_BAR:.0f}x",
+            verdict=verdict(ratio <= CREDIT_BAR)),
+    ]
+
+
+def rss_probe(sh: Shell, argv: Sequence[str], repo: Path) -> tuple[float, float, float, float]:
+    """(seconds, max RSS MB of the largest process, peak PSS MB of the process tree,
+    peak anonymous PSS MB of the tree) of one run of ``argv`` in a fresh child."""
+    seconds, rss, pss, anon = sh.run(["python", "-c", RSS_PROBE, *argv], repo).split()
+    return float(seconds), int(rss) / 1024, int(pss) / 1024, int(anon) / 1024
+
+
+def bench_scale_memory(sx: Scale) -> list[Row]:
+    """Peak memory of ``verify --full`` of the 1M-entry ledger, measured once, against
+    the same on a fresh 2-entry ledger (the fixed cost)."""
+    ds = sx.dataset(sx.args.memory_commits or sx.args.memory, sx.args.memory)
+    start = time.perf_counter()
+    repo = synth.copy_repo(ds, sx.root / "memory")
+    copy = time.perf_counter() - start
+    sh, n = sx.shell(ds), ds.ledger_entries
+    small = new_challenge(sx.sh, sx.root / "memory-small")
+    verify = ["git", "coop", "verify", "--full"]
+    s0, rss0, pss0, _ = rss_probe(sx.sh, verify, small)
+    seconds, rss, pss, anon = rss_probe(sh, verify, repo)
+    if ds.meta["cycling"]:
+        what = f"{n} entries over {ds.meta['commits']} commits, cycling"
+    else:
+        what = f"{n} entries, one per commit"
+    shutil.rmtree(repo)
+    per_entry = (rss - rss0) * 1024 * 1024 / n
+    return [
+        Row("7", f"git coop verify --full, {what}: max RSS", median=f"{rss:.0f} MB",
+            spread="n=1", result=f"{seconds:.1f} s, {n / seconds:.0f} entries/s",
+            target=f"<= {RSS_BAR_MB:.0f} MB", verdict=verdict(rss <= RSS_BAR_MB)),
+        Row("7", "same run: peak PSS of the whole process tree (of which anonymous)",
+            median=f"{pss:.0f} MB", spread="n=1", result=f"{anon:.0f} MB anonymous",
+            verdict="info"),
+        Row("7", "baseline: verify --full of a 2-entry ledger: max RSS (peak tree PSS)",
+            median=f"{rss0:.0f} MB", spread="n=1",
+            result=f"{pss0:.0f} MB, {ms(s0)}", verdict="info"),
+        Row("7", "max RSS growth per entry", result=f"{per_entry:.0f} bytes",
+            verdict="info"),
+        Row("7", "setup: copying the dataset to the scratch directory (not timed above)",
+            median=f"{copy:.1f} s", spread="n=1", verdict="info"),
+    ]
+
+
+def prefill_scores(repo: Path, shas: list[str], first: int) -> None:
+    """Put each commit's score into gitcoop's score cache, keyed by its effective tree and
+    the challenge digest, as a metric run would (through gitcoop's own ScoreCache)."""
+    from gitcoop import cache, pinned
+    from gitcoop.session import open_session
+
+    s = open_session(repo)
+    scores = cache.ScoreCache(s.local)
+    for k, commit in enumerate(shas, first):
+        tree = pinned.effective_tree(s.repo, s.repo.commit(commit).tree, s.pinned.challenge)
+        scores.put(tree, s.pinned.digest, Decimal(synth.score_text(k)), 23)
+
+
+def count_objects(sh: Shell, repo: Path) -> str:
+    """``count-objects -v``: loose count and size, packs and their size."""
+    got = dict(line.split(": ") for line in sh.git(repo, "count-objects", "-v").splitlines())
+    return (f"{got['count']} loose ({got['size']} KiB), {got['packs']} packs "
+            f"({got['size-pack']} KiB)")
+
+
+def bench_scale_append(sx: Scale) -> list[Row]:
+    """One ``git coop evaluate`` appending K entries whose scores are all in the score
+    cache, against a pygit2 + Ed25519 floor doing the same writes; object counts after."""
+    k, sh = sx.args.appends, sx.sh
+    repo = new_challenge(sh, sx.root / "append")
+    shas = synth.add_scored_commits(sh, repo, 1, k)
+    prefill_scores(repo, shas, 1)
+    before = ledger_size(sh, repo)
+    start = time.perf_counter()
+    out = sh.run(["git", "coop", "evaluate", "--json", f"HEAD~{k}..HEAD"], repo)
+    seconds = time.perf_counter() - start
+    outcomes = json.loads(out)
+    attested = sum(o["attested"] for o in outcomes)
+    cached = sum(o["cached"] for o in outcomes)
+    if attested != k or ledger_size(sh, repo) != before + k:
+        raise BenchError(f"evaluate attested {attested} of {k} commits")
+    loose = count_objects(sh, repo)
+    gc = sh.time(["git", "gc", "--auto", "--quiet"], repo)
+    packed = count_objects(sh, repo)
+    floor_repo = new_challenge(sh, sx.root / "append-floor")
+    floor = sh.time(["python", "-c", APPEND_FLOOR, str(floor_repo), str(k)], floor_repo)
+    rate, floor_rate = k / seconds, k / floor
+    return [
+        Row("8", f"git coop evaluate of {k} commits, scores cached ({cached} hits)",
+            median=f"{seconds:.2f} s", spread="n=1", result=f"{rate:.0f} entries/s",
+            target=f">= {APPEND_BAR:.0f}/s", verdict=verdict(rate >= APPEND_BAR)),
+        Row("8", f"baseline: pygit2 + Ed25519 floor, {k} entries (one process)",
+            median=f"{floor:.2f} s", spread="n=1", result=f"{floor_rate:.0f} entries/s",
+            verdict="info"),
+        Row("8", "evaluate vs floor, throughput", result=f"{rate / floor_rate:.2f}x",
+            verdict="info"),
+        Row("8", "objects after evaluate (count-objects -v)", result=loose, verdict="info"),
+        Row("8", "objects after git gc --auto", median=ms(gc), spread="n=1", result=packed,
+            verdict="info"),
+    ]
+
+
+def imported(sh: Shell, argv: Sequence[str], cwd: Path) -> set[str]:
+    """Top-level names of every module ``python -X importtime`` reports for ``argv``."""
+    proc = subprocess.run(["python", "-X", "importtime", *argv], cwd=cwd, env=sh.env,
+                          capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise BenchError(f"`python -X importtime {' '.join(argv)}` exited {proc.returncode}:\n"
+                         f"{proc.stderr.decode(errors='replace')[-2000:]}")
+    names = set()
+    for line in proc.stderr.decode(errors="replace").splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name != "imported package":
+                names.add(name)
+    return names
+
+
+def bench_scale_imports(sx: Scale) -> list[Row]:
+    """Neither the help path nor ``credit --json`` imports eth_account or requests."""
+    repo = new_challenge(sx.sh, sx.root / "imports")
+    typer_count = len(imported(sx.sh, ["-c", "import typer"], repo))
+    rows = []
+    for label, argv in (("python -m gitcoop -h", ["-m", "gitcoop", "-h"]),
+                        ("python -m gitcoop credit --json", ["-m", "gitcoop", "credit",
+                                                            "--json"])):
+        names = imported(sx.sh, argv, repo)
+        bad = sorted({n.split(".")[0] for n in names} & set(BANNED))
+        rows.append(Row("9", f"{label}: imports {' or '.join(BANNED)}?",
+                        result=f"{'yes: ' + ', '.join(bad) if bad else 'no'} "
+                               f"({len(names)} modules; import typer alone: {typer_count})",
+                        target="no", verdict=verdict(not bad)))
+    return rows
 
 
 # --- report ------------------------------------------------------------------------------

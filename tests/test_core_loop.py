@@ -131,3 +131,46 @@ def test_other_branches_pass_untouched(world: World) -> None:
     before = m.ref("refs/coop/ledger")
     m.git("push", "-q", "origin", "experiment")
     assert m.ref("refs/coop/ledger") == before
+
+
+def test_protected_globs_in_credit(world: World) -> None:
+    m = world.maintainer(
+        init_args=("--protect", "evaluate.py", "--protect", "data/**", "--protect", "*.lock")
+    )
+    (m.repo / "data").mkdir()
+    plain = m.commit_score("0.6", "plain improvement")
+    (m.repo / "data" / "held-out.csv").write_text("1,2,3\n")
+    m.git("add", "data")
+    touches_data = m.commit_score("0.7", "also edits the held-out data")
+    (m.repo / "deps.lock").write_text("pinned\n")
+    m.git("add", "deps.lock")
+    touches_lock = m.commit_score("0.8", "also edits a lock file")
+    (m.repo / "notes").mkdir()
+    (m.repo / "notes" / "data").write_text("not protected\n")
+    m.git("add", "notes")
+    m.commit_score("0.9", "a file named like a protected dir, elsewhere")
+    m.coop("evaluate", f"{plain}~1..HEAD")
+    report = json.loads(m.coop("credit", "--json").stdout)
+    uncredited = {u["commit"]: u["reason"] for u in report["uncredited"]}
+    assert uncredited == {
+        touches_data: "modifies protected paths",
+        touches_lock: "modifies protected paths",
+    }
+    (row,) = report["contributors"]
+    assert row["gain"] == "0.2"  # 0.5 -> 0.6 and 0.8 -> 0.9
+
+
+def test_credit_rebuilds_a_missing_or_stale_index(world: World) -> None:
+    m = world.maintainer()
+    m.commit_score("0.7")
+    m.coop("evaluate")
+    first = json.loads(m.coop("credit", "--json").stdout)
+    index = m.repo / ".git/coop/attestations.jsonl"
+    index.unlink()
+    assert json.loads(m.coop("credit", "--json").stdout) == first
+    assert index.exists()
+    lines = index.read_text().splitlines()
+    index.write_text("\n".join(lines[:-1]) + "\n")  # as if killed before the seal
+    out = m.coop("verify")
+    assert "2 checked now" not in out.stdout and "3 entries, 3 checked now" in out.stdout
+    assert json.loads(m.coop("credit", "--json").stdout) == first

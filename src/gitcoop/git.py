@@ -293,6 +293,51 @@ class Repo:
         """Return a commit's parent ids (fast path for chain walks)."""
         return [str(p) for p in self._commit(oid).parent_ids]
 
+    def mainline(self, tip: str, stop: str) -> list[CommitInfo]:
+        """First-parent history from ``tip`` back to ``stop`` (inclusive), oldest first.
+
+        Stops at the root when ``stop`` is not on that path; the caller checks where it
+        ended.
+        """
+        out: list[CommitInfo] = []
+        target = _oid(stop)
+        oid: pygit2.Oid | None = _oid(tip)
+        while oid is not None:
+            c = cast(pygit2.Commit, self._repo[oid])
+            parents = tuple(str(p) for p in c.parent_ids)
+            out.append(
+                CommitInfo(
+                    str(oid), str(c.tree_id), parents, c.author.name, c.author.email, c.commit_time
+                )
+            )
+            if oid == target:
+                break
+            oid = c.parent_ids[0] if parents else None
+        out.reverse()
+        return out
+
+    def changed_under(self, old_tree: str, new_tree: str, prefixes: tuple[str, ...]) -> list[str]:
+        """Paths that differ between two trees, looking only below ``prefixes``.
+
+        A prefix ``""`` means the whole tree. Comparing the ids at each prefix first makes
+        the common case (nothing under it changed) two lookups instead of a diff.
+        """
+        if "" in prefixes:
+            return self.changed_paths(old_tree, new_tree)
+        old = cast(pygit2.Tree, self._repo[_oid(old_tree)])
+        new = cast(pygit2.Tree, self._repo[_oid(new_tree)])
+        out: list[str] = []
+        for prefix in prefixes:
+            a, b = _entry(old, prefix), _entry(new, prefix)
+            if (a and a.id) == (b and b.id):
+                continue
+            if a is None or b is None or a.type_str != "tree" or b.type_str != "tree":
+                out.append(prefix)
+                continue
+            sub = self.changed_paths(str(a.id), str(b.id))
+            out.extend(f"{prefix}/{p}" for p in sub)
+        return out
+
     def changed_paths(self, old_tree: str | None, new_tree: str) -> list[str]:
         """Paths that differ between two trees (added, removed or modified)."""
         if old_tree is None:
@@ -304,6 +349,13 @@ class Repo:
             paths.add(delta.old_file.path)
             paths.add(delta.new_file.path)
         return sorted(paths)
+
+
+def _entry(tree: pygit2.Tree, path: str) -> pygit2.Object | None:
+    try:
+        return tree[path]
+    except KeyError:
+        return None
 
 
 def _oid(hex_id: str) -> pygit2.Oid:

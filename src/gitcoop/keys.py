@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from gitcoop import constants
+from gitcoop import _fs, constants
 from gitcoop.errors import KeyFileError, VerificationError
 
 KEY_NAME = "id_ed25519"
@@ -167,7 +167,7 @@ def generate(home: Path, *, comment: str) -> SigningKey:
     pub = keydir / (KEY_NAME + ".pub")
     pub.unlink(missing_ok=True)
     _write_new(pub, pub_line, 0o644)
-    _fsync_dir(keydir)
+    _fs.fsync_dir(keydir)
     return SigningKey(path, private)
 
 
@@ -176,11 +176,3 @@ def load_or_create(home: Path, *, comment: str) -> tuple[SigningKey, bool]:
     if (home / "keys" / KEY_NAME).exists():
         return load(home), False
     return generate(home, comment=comment), True
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -46,7 +46,7 @@ def _verify_incoming(repo: Repo, remote_tip: str) -> verify_mod.Position | None:
         repo.has_object(start.commit) and repo.is_ancestor(start.commit, remote_tip)
     ):
         start = None
-    return verify_mod.verify_range(repo, remote_tip, start, verify_mod.Report())
+    return verify_mod.advance(repo, remote_tip, start, verify_mod.Report())
 
 
 def _relink(repo: Repo, local_tip: str, remote_tip: str) -> int:
@@ -78,14 +78,12 @@ def sync(repo: Repo, workdir: Path, remote: str, *, push: bool = True) -> SyncRe
     local_tip = repo.ref(constants.LEDGER_REF)
     fetched = relinked = 0
     if remote_tip is not None and remote_tip != local_tip:
-        verified = _verify_incoming(repo, remote_tip)
+        _verify_incoming(repo, remote_tip)
         if local_tip is None or repo.is_ancestor(local_tip, remote_tip):
             fetched = len(ledger.chain(repo, remote_tip, local_tip))
             repo.cas_ref(constants.LEDGER_REF, remote_tip, local_tip, "coop: fast-forward")
         elif not repo.is_ancestor(remote_tip, local_tip):
             relinked = _relink(repo, local_tip, remote_tip)
-        if verified is not None and (relinked or fetched):
-            verify_mod.write_pin(repo, verified)
     local_tip = repo.ref(constants.LEDGER_REF)
     if not push or local_tip is None or local_tip == remote_tip:
         return SyncResult(fetched, relinked, False)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from gitcoop import constants, ledger, records, scoring
+from gitcoop import scoring, vindex
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ConfigError
 from gitcoop.metric import decimal_text
@@ -58,59 +60,63 @@ def _row_json(r: scoring.Row) -> dict[str, Any]:
     }
 
 
-def verified_attestations(s: Session) -> Iterator[records.Attestation]:
-    """Every attestation of the (already verified) ledger, in ledger order."""
-    for rec in ledger.records(s.repo, s.head.commit):
-        if rec.entry.kind == "attestation":
-            obj, _ = records.open_envelope(
-                rec.entry.envelope, rec.entry.key, constants.INTOTO_PAYLOAD_TYPE
-            )
-            yield records.parse_attestation(obj)
-
-
-def _scores(s: Session) -> dict[str, scoring.Scored]:
+def _scores(rows: Iterator[vindex.Row], digest: str) -> dict[str, scoring.Scored]:
     people: dict[str, scoring.Contributor] = {}
-    first: dict[str, tuple[Any, str]] = {}
-    for att in verified_attestations(s):
-        if att.challenge != s.pinned.digest:
+    first: dict[str, tuple[str, str]] = {}
+    for row in rows:
+        if row.challenge != digest:
             continue
-        people[att.signer.keyid] = scoring.Contributor(
-            att.signer.keyid, att.signer.name, att.signer.principal
-        )
-        first.setdefault(att.commit, (att.score, att.signer.keyid))
-    return {c: scoring.Scored(score, people[k]) for c, (score, k) in first.items()}
+        people[row.keyid] = scoring.Contributor(row.keyid, row.name, row.principal)
+        first.setdefault(row.commit, (row.score, row.keyid))
+    return {c: scoring.Scored(Decimal(score), people[k]) for c, (score, k) in first.items()}
 
 
-def _mainline(s: Session, tip: str) -> tuple[list[scoring.Node], dict[str, str | None]]:
+def _search_prefixes(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    # The literal directories a protect pattern can match under ("" when it starts with a
+    # wildcard), so unchanged subtrees are skipped without a diff.
+    out = []
+    for pattern in (".coop/**", *patterns):
+        parts = pattern.rstrip("/").split("/")
+        literal = []
+        for part in parts:
+            if any(ch in part for ch in "*?["):
+                break
+            literal.append(part)
+        out.append("/".join(literal))
+    return tuple(sorted(set(out)))
+
+
+def _mainline(s: Session, tip: str) -> tuple[list[scoring.Node], dict[str, str | None], list[str]]:
     baseline = s.baseline
-    chain = s.repo.first_parent_chain(tip, baseline)
-    if chain[0] != baseline:
+    chain = s.repo.mainline(tip, baseline)
+    if chain[0].id != baseline:
         raise ConfigError(
             f"{tip[:12]} does not descend from the challenge baseline "
             f"{baseline[:12]} along first parents",
             hint="credit a branch that grew from the challenge",
         )
+    prefixes = _search_prefixes(s.pinned.challenge.protect)
     nodes, side_parent = [scoring.Node(baseline)], {}
-    for c in chain[1:]:
-        info = s.repo.commit(c)
+    for prev, info in pairwise(chain):
         merged: tuple[str, ...] = ()
         if len(info.parents) > 1:
             merged = tuple(s.repo.new_commits(info.parents[1], [info.parents[0]]))
             for m in merged:
                 ps = s.repo.commit(m).parents
                 side_parent[m] = ps[0] if ps else None
-        changed = s.repo.changed_paths(s.repo.commit(info.parents[0]).tree, info.tree)
-        nodes.append(scoring.Node(c, merged, any(map(s.pinned.challenge.is_protected, changed))))
-    return nodes, side_parent
+        changed = s.repo.changed_under(prev.tree, info.tree, prefixes)
+        nodes.append(
+            scoring.Node(info.id, merged, any(map(s.pinned.challenge.is_protected, changed)))
+        )
+    return nodes, side_parent, [c.author_email for c in chain]
 
 
 def _mismatches(
-    s: Session, nodes: list[scoring.Node], scores: dict[str, scoring.Scored]
+    nodes: list[scoring.Node], authors: list[str], scores: dict[str, scoring.Scored]
 ) -> list[str]:
     notes = []
-    for n in nodes[1:]:
+    for n, author in zip(nodes[1:], authors[1:], strict=True):
         got = scores.get(n.commit)
-        author = s.repo.commit(n.commit).author_email
         if got and author.lower() != got.contributor.email.lower():
             notes.append(
                 f"{n.commit[:12]} names author {author} but was signed by "
@@ -125,13 +131,15 @@ def credit(path: str | Path = ".", *, rev: str | None = None) -> CreditReport:
     Raises VerificationError/SecurityError when the ledger does not verify, ConfigError
     for a revision that is not part of the challenge.
     """
-    verify_mod.verify(path)
+    head = verify_mod.verify(path).head
     s = open_session(path)
+    assert head is not None
     ch = s.pinned.challenge
     tip = s.repo.resolve(rev or f"refs/heads/{ch.branch}")
-    nodes, side_parent = _mainline(s, tip)
-    scores = _scores(s)
+    nodes, side_parent, authors = _mainline(s, tip)
+    scores = _scores(verify_mod.verified_rows(s.repo, head), s.pinned.digest)
     result = scoring.compute(
         nodes, scores, side_parent, maximize=ch.maximize, min_delta=ch.min_delta
     )
-    return CreditReport(ch.name, ch.metric.direction, result, _mismatches(s, nodes, scores))
+    notes = _mismatches(nodes, authors, scores)
+    return CreditReport(ch.name, ch.metric.direction, result, notes)

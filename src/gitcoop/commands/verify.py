@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitcoop import _fs, constants, ledger, pinned, records
+from gitcoop import _fs, constants, ledger, pinned, records, vindex
 from gitcoop.errors import ConfigError, FormatError, GitcoopError, SecurityError, VerificationError
 from gitcoop.git import Repo, open_repo
+from gitcoop.metric import decimal_text
 from gitcoop.workspace import local_dir
 
 _KIND_TYPES = {
@@ -48,6 +49,7 @@ class Report:
     signers: dict[str, dict[str, object]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     full: bool = False
+    rows: list[vindex.Row] = field(default_factory=list)  # attestations proved, not yet saved
 
     def to_json(self) -> dict[str, object]:
         """The documented ``verify --json`` object."""
@@ -106,6 +108,17 @@ def _check_attestation(repo: Repo, rec: ledger.Record, obj: object, report: Repo
             f"entry #{e.seq}: commit {att.commit[:12]} is not in this repository (not checked)"
         )
         return
+    report.rows.append(
+        vindex.Row(
+            e.seq,
+            att.commit,
+            decimal_text(att.score),
+            att.signer.keyid,
+            att.signer.principal,
+            att.signer.name,
+            att.challenge,
+        )
+    )
     info = repo.commit(att.commit)
     if info.tree != att.tree:
         raise _fail(e.seq, f"subject digest mismatch: commit {att.commit[:12]} has another tree")
@@ -213,11 +226,18 @@ def _runs(repo: Repo, commits: list[bytes], first_seq: int) -> Iterator[_Chunk]:
         yield from pool.map(_worker, jobs)
 
 
-def verify_range(repo: Repo, tip: str, start: Position | None, report: Report) -> Position | None:
+def verify_range(
+    repo: Repo,
+    tip: str,
+    start: Position | None,
+    report: Report,
+    sink: Callable[[list[vindex.Row]], None] | None = None,
+) -> Position | None:
     """Check every entry after ``start`` up to ``tip``; return the new position.
 
     Long ranges are checked in parallel runs on every available core and stitched in
-    order. Raises VerificationError naming the first bad entry.
+    order; each run's proved attestations go to ``sink`` as soon as the run is linked.
+    Raises VerificationError naming the first bad entry.
     """
     commits = ledger.chain_raw(repo, tip, None if start is None else start.commit)
     pos = start
@@ -226,6 +246,8 @@ def verify_range(repo: Repo, tip: str, start: Position | None, report: Report) -
             _check_link(run.first, pos)
         if run.error is not None:
             raise VerificationError(run.error)
+        if sink is not None:
+            sink(run.report.rows)
         _merge(report, run.report)
         pos = run.last or pos
     return pos
@@ -237,6 +259,37 @@ def _merge(into: Report, part: Report) -> None:
     for keyid, row in part.signers.items():
         mine = into.signers.setdefault(keyid, {**row, "entries": 0})
         mine["entries"] = int(str(mine["entries"])) + int(str(row["entries"]))
+
+
+def advance(repo: Repo, tip: str, start: Position | None, report: Report) -> Position | None:
+    """Verify from ``start`` to ``tip``, then save what was proved: the attestation index
+    first, the pin last, so a crash in between only costs a full verify next time."""
+    path = local_dir(repo) / vindex.FILE
+    if start is not None and not vindex.ends_at(path, start.seq, start.hash):
+        start, report.full = None, True  # the index is not where the pin is: rebuild both
+    writer = vindex.Writer(path, append=start is not None)
+    try:
+        pos = verify_range(repo, tip, start, report, writer.write)
+    except BaseException:
+        writer.abort()
+        raise
+    if pos is None:
+        writer.abort()
+        return None
+    writer.finish(pos.seq, pos.hash)
+    write_pin(repo, pos)
+    return pos
+
+
+def verified_rows(repo: Repo, pos: Position) -> Iterator[vindex.Row]:
+    """The attestations ``verify`` proved up to ``pos``; raises VerificationError when the
+    index does not match (run ``git coop verify --full``)."""
+    rows = vindex.read(local_dir(repo) / vindex.FILE, pos.seq, pos.hash)
+    if rows is None:
+        raise VerificationError(
+            "the verified-attestation index is missing or stale", hint="run: git coop verify --full"
+        )
+    return rows
 
 
 def _pin_path(repo: Repo) -> Path:
@@ -293,11 +346,10 @@ def verify(path: str | Path = ".", *, full: bool = False) -> Report:
             ledger.chain(repo, tip, start.commit)
         except GitcoopError:
             raise _rewritten(repo, tip, start) from None
-    report.head = verify_range(repo, tip, start, report) or start
-    if pin is not None and report.head is not None and full and not _extends(repo, tip, pin):
+    if pin is not None and full and not _extends(repo, tip, pin):
+        verify_range(repo, tip, None, Report())  # a bad entry is named before the rewrite
         raise _rewritten(repo, tip, pin)
-    if report.head is not None:
-        write_pin(repo, report.head)
+    report.head = advance(repo, tip, start, report) or start
     return report
 
 

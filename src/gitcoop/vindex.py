@@ -1,0 +1,126 @@
+"""The verified-attestation index: what ``verify`` proved, in the shape ``credit`` reads fast.
+
+One JSON array per attestation, in ledger order, then a trailer naming the entry the file
+covers. Only ``verify`` writes it, right before it moves the pin; a file whose trailer does
+not match the pin (a crash in between, an edit) is rebuilt by a full verify, never trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitcoop import _fs
+
+FILE = "attestations.jsonl"
+_TRAILER = "#"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One verified attestation, as credit needs it."""
+
+    seq: int
+    commit: str
+    score: str
+    keyid: str
+    principal: str
+    name: str
+    challenge: str
+
+    def line(self) -> str:
+        """The row as one JSON line."""
+        return (
+            json.dumps(
+                [
+                    self.seq,
+                    self.commit,
+                    self.score,
+                    self.keyid,
+                    self.principal,
+                    self.name,
+                    self.challenge,
+                ],
+                separators=(",", ":"),
+            )
+            + "\n"
+        )
+
+
+def _trailer(seq: int, entry_hash: str) -> str:
+    return json.dumps([_TRAILER, seq, entry_hash], separators=(",", ":")) + "\n"
+
+
+def _last_line(path: Path) -> str | None:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            tail = fh.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    lines = tail.splitlines(keepends=True)
+    return lines[-1] if lines and lines[-1].endswith("\n") else None
+
+
+def ends_at(path: Path, seq: int, entry_hash: str) -> bool:
+    """Whether the file is complete up to the entry ``seq`` with ``entry_hash``."""
+    return _last_line(path) == _trailer(seq, entry_hash)
+
+
+class Writer:
+    """Writes rows for a verification in progress: a fresh file, or an append to one that
+    ends where the verification starts."""
+
+    def __init__(self, path: Path, *, append: bool) -> None:
+        self._path = path
+        self._append = append
+        self._target = path if append else path.with_name(path.name + ".tmp")
+        self._fh = self._target.open("a" if append else "w", encoding="utf-8")
+        if append:
+            self._drop_trailer()
+
+    def _drop_trailer(self) -> None:
+        last = _last_line(self._path)
+        if last is not None:
+            self._fh.truncate(self._path.stat().st_size - len(last.encode("utf-8")))
+
+    def write(self, rows: list[Row]) -> None:
+        """Add rows (in ledger order)."""
+        self._fh.writelines(r.line() for r in rows)
+
+    def finish(self, seq: int, entry_hash: str) -> None:
+        """Seal the file as covering the ledger up to ``seq``."""
+        self._fh.write(_trailer(seq, entry_hash))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        if not self._append:
+            os.replace(self._target, self._path)
+            _fs.fsync_dir(self._path.parent)
+
+    def abort(self) -> None:
+        """Give up: a fresh file is dropped; an appended one is left unsealed (rebuilt later)."""
+        self._fh.close()
+        if not self._append:
+            with contextlib.suppress(FileNotFoundError):
+                self._target.unlink()
+
+
+def read(path: Path, seq: int, entry_hash: str) -> Iterator[Row] | None:
+    """The rows of a file sealed at exactly (``seq``, ``entry_hash``), or None."""
+    if not ends_at(path, seq, entry_hash):
+        return None
+    return _rows(path)
+
+
+def _rows(path: Path) -> Iterator[Row]:
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            item = json.loads(line)
+            if item[0] != _TRAILER:
+                yield Row(*item)
