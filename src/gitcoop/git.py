@@ -238,7 +238,8 @@ class Repo:
             ref.set_target(target, message)
         except pygit2.AlreadyExistsError:
             raise LedgerConflict(f"{name} was created while writing") from None
-        except pygit2.GitError as exc:
+        except (pygit2.GitError, OSError) as exc:
+            # libgit2 reports a held lock file as OSError ("failed to lock file").
             raise LedgerConflict(f"{name} could not be updated: {exc}") from None
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
