@@ -209,10 +209,18 @@ def link(entry: Entry, after: Head) -> Entry:
 
 
 def append(
-    repo: Repo, kind: str, key: str, envelope: dict[str, Any], *, pinned_tree: str | None = None
+    repo: Repo,
+    kind: str,
+    key: str,
+    envelope: dict[str, Any],
+    *,
+    pinned_tree: str | None = None,
+    after: Head | None = None,
 ) -> Head:
     """Append one entry with a compare-and-swap ref update, re-linking on races.
 
+    ``after`` is the head the caller believes current (the previous append's result):
+    right, it saves reading the head back; wrong, the swap fails and the entry is re-linked.
     Raises LedgerConflict when the ref stays contended (or locked) too long, and
     GitOperationError when there is no ledger.
     """
@@ -220,7 +228,7 @@ def append(
     attempt = 0
     while time.monotonic() < deadline:
         attempt += 1
-        current = head(repo)
+        current = after if attempt == 1 and after is not None else head(repo)
         if current is None:
             raise GitOperationError("there is no ledger to append to", hint="run: git coop init")
         entry = link(Entry(0, None, kind, "", None, key, envelope), current)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -56,10 +57,12 @@ def environment() -> dict[str, str]:
     return {**env, "digest": "sha256:" + hashlib.sha256(blob).hexdigest()}
 
 
-def score_commit(common_dir: Path, local: Path, pin: Pinned, commit: str) -> Scored:
+def score_commit(repo: Repo, local: Path, pin: Pinned, commit: str) -> Scored:
     """Score one commit in a scoring worktree, or from the cache when its non-protected
-    files and the challenge are unchanged. Metric failures come back in the result."""
-    repo = open_repo(common_dir)  # pygit2 handles are not shared across threads
+    files and the challenge are unchanged. Metric failures come back in the result.
+
+    ``repo`` must belong to the calling thread: pygit2 handles are not shared across threads.
+    """
     key = effective_tree(repo, repo.commit(commit).tree, pin.challenge)
     scores = cache.ScoreCache(local)
     hit = scores.get(key, pin.digest)
@@ -106,8 +109,12 @@ def _score_stream(
 ) -> Iterator[tuple[str, Scored]]:
     """Scores in the order of ``commits`` as they complete, so attesting can start early."""
 
+    per_thread = threading.local()
+
     def task(c: str) -> tuple[str, Scored]:
-        out = score_commit(s.repo.common_dir, s.local, s.pinned, c)
+        if not hasattr(per_thread, "repo"):
+            per_thread.repo = s.repo if jobs <= 1 else open_repo(s.repo.common_dir)
+        out = score_commit(per_thread.repo, s.local, s.pinned, c)
         what = out.error or f"{out.score}{' (cached)' if out.cached else ''}"
         report(f"scored {c[:12]}: {what}")
         return c, out
@@ -166,6 +173,7 @@ def _attest(
     commit: str,
     score: Scored,
     parent_score: Decimal | None,
+    after: ledger.Head | None,
 ) -> ledger.Head:
     info = s.repo.commit(commit)
     assert score.score is not None
@@ -188,7 +196,7 @@ def _attest(
         signer=signer,
     )
     envelope = records.sign(att.statement(), constants.INTOTO_PAYLOAD_TYPE, key)
-    return ledger.append(s.repo, "attestation", key.public_openssh, envelope)
+    return ledger.append(s.repo, "attestation", key.public_openssh, envelope, after=after)
 
 
 def evaluate(
@@ -210,6 +218,7 @@ def evaluate(
     done = {c: Outcome(c, index.score(c, digest)) for c in ordered if c not in todo}
     scored: dict[str, Scored] = {}
     wanted = set(todo)
+    last: ledger.Head | None = None
     for c, got in _score_stream(s, _needed(s, todo, index, s.baseline), jobs, report):
         scored[c] = got
         if c not in wanted:
@@ -219,7 +228,7 @@ def evaluate(
             continue
         parents = s.repo.commit(c).parents
         pscore = _parent_score(s, index, parents[0] if parents else None, scored)
-        _attest(s, key, signer, c, got, pscore)
+        last = _attest(s, key, signer, c, got, pscore, last)
         index.scores.setdefault(c, {}).setdefault(digest, decimal_text(got.score))
         delta = _improvement(got.score, pscore, s.pinned.challenge.maximize)
         done[c] = Outcome(c, got.score, delta, got.cached, attested=True)

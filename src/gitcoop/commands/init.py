@@ -139,7 +139,7 @@ def _score_baseline(repo: Repo, pin: pinned.Pinned, commit: str, *, probe: bool)
     if probe:  # learn the metric's name from what it prints
         metric = dataclasses.replace(pin.challenge.metric, name=AUTO_NAME)
         pin = dataclasses.replace(pin, challenge=dataclasses.replace(pin.challenge, metric=metric))
-    got = evaluate_mod.score_commit(repo.common_dir, local_dir(repo), pin, commit)
+    got = evaluate_mod.score_commit(repo, local_dir(repo), pin, commit)
     if got.error:
         raise MetricError(
             f"the baseline {commit[:12]} could not be scored: {got.error}",
