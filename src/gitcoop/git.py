@@ -248,6 +248,11 @@ class Repo:
             return True
         return bool(self._repo.descendant_of(pygit2.Oid(hex=descendant), pygit2.Oid(hex=ancestor)))
 
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of two commits, or None when they share no history."""
+        base = self._repo.merge_base(_oid(a), _oid(b))
+        return None if base is None else str(base)
+
     def new_commits(self, tip: str, hide: Iterable[str]) -> list[str]:
         """Commits reachable from ``tip`` but not from ``hide``, parents before children."""
         walker = self._repo.walk(

@@ -50,16 +50,19 @@ def _verify_incoming(repo: Repo, remote_tip: str) -> verify_mod.Position | None:
 
 
 def _relink(repo: Repo, local_tip: str, remote_tip: str) -> int:
-    remote_keys = {_identity(r) for r in ledger.records(repo, remote_tip)}
-    ours = [r for r in ledger.records(repo, local_tip) if _identity(r) not in remote_keys]
-    if any(r.entry.kind == "genesis" for r in ours):
+    base = repo.merge_base(local_tip, remote_tip)
+    if base is None:
         raise SecurityError(
             "the remote ledger has another genesis than the local one",
             hint="this clone and the remote hold different challenges",
         )
+    # Only what either side added since they parted can collide; the rest is shared.
+    theirs = {_identity(r) for r in ledger.records(repo, remote_tip, base)}
+    ours = [r for r in ledger.records(repo, local_tip, base) if _identity(r) not in theirs]
     repo.cas_ref(constants.LEDGER_REF, remote_tip, local_tip, "coop: sync")
+    head = None
     for rec in ours:
-        ledger.append(repo, rec.entry.kind, rec.entry.key, rec.entry.envelope)
+        head = ledger.append(repo, rec.entry.kind, rec.entry.key, rec.entry.envelope, after=head)
     return len(ours)
 
 
