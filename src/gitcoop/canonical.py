@@ -284,9 +284,7 @@ def _decode_fast(data: bytes, text: str, max_depth: int) -> Any:
     ):
         return _SLOW
     try:
-        value = json.loads(
-            text, parse_float=_reject_float, parse_constant=_reject_constant, parse_int=_safe_int
-        )
+        value = _FAST_DECODER.decode(text)
         again = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         if again.encode("utf-8") == data:
             return value
@@ -300,6 +298,11 @@ def _safe_int(literal: str) -> int:
     if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
         raise ValueError("integer outside the safe range")
     return value
+
+
+_FAST_DECODER = json.JSONDecoder(
+    parse_float=_reject_float, parse_int=_safe_int, parse_constant=_reject_constant
+)
 
 
 def _parse(text: str) -> Any:

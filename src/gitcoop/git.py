@@ -134,6 +134,13 @@ class Repo:
             c.commit_time,
         )
 
+    def commit_if_present(self, oid: str) -> CommitInfo | None:
+        """A commit's metadata, or None when the object is not here (one lookup)."""
+        try:
+            return self.commit(oid)
+        except GitOperationError:
+            return None
+
     def _commit(self, oid: str) -> pygit2.Commit:
         try:
             obj = self._repo[_oid(oid)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import stat
@@ -57,6 +58,14 @@ def parse_public(text: str) -> Ed25519PublicKey:
     if len(blob) != 51 or blob[:15] != len(_SSH_ED25519).to_bytes(4, "big") + _SSH_ED25519:
         raise VerificationError("public key is not an Ed25519 key blob")
     return Ed25519PublicKey.from_public_bytes(blob[19:])
+
+
+@functools.lru_cache(maxsize=4096)
+def public_with_fingerprint(text: str) -> tuple[Ed25519PublicKey, str]:
+    """``parse_public`` and ``fingerprint`` at once, remembered: a ledger is signed by a
+    handful of keys, so each is parsed once rather than once per entry."""
+    public = parse_public(text)
+    return public, fingerprint(public)
 
 
 @dataclass(frozen=True)

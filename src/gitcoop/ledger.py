@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -88,10 +89,11 @@ def _check(ok: bool, message: str) -> None:
         raise FormatError(message)
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
 def _is_hex(value: object) -> bool:
-    return (
-        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-    )
+    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
 
 
 def entry_hash(data: bytes) -> str:

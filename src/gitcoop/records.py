@@ -13,12 +13,13 @@ from typing import Any
 
 from gitcoop import canonical, constants, dsse
 from gitcoop.errors import FormatError
-from gitcoop.keys import SigningKey, fingerprint, parse_public
-from gitcoop.metric import decimal_text, parse_decimal
+from gitcoop.keys import SigningKey, public_with_fingerprint
+from gitcoop.metric import decimal_text
 
 _SHA1 = re.compile(r"[0-9a-f]{40}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_MAX_DIGITS = 40
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,9 @@ def open_envelope(envelope: object, key_text: str, payload_type: str) -> tuple[A
 
     Raises FormatError for malformed input and VerificationError for bad signatures.
     """
-    public = parse_public(key_text)
+    public, keyid = public_with_fingerprint(key_text)
     payload = dsse.verify(dsse.Envelope.from_json(envelope), public, payload_type=payload_type)
-    return canonical.decode(payload), fingerprint(public)
+    return canonical.decode(payload), keyid
 
 
 def parse_attestation(obj: object) -> Attestation:
@@ -252,13 +253,21 @@ def _choice(d: dict[str, Any], key: str) -> str:
     return value
 
 
+# decimal_text's output: plain notation, no trailing fractional zeros, no "-0", at most
+# 40 digits (the metric parser's limit), so the regex alone decides what is canonical.
+_CANONICAL_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]*[1-9])?")
+
+
 def _decimal(value: object) -> Decimal:
     if not isinstance(value, str):
         raise FormatError("a score is not a decimal string")
-    d = parse_decimal(value)
-    if decimal_text(d) != value:
-        raise FormatError(f"score {value!r} is not in canonical decimal form")
-    return d
+    if (
+        not _CANONICAL_DECIMAL.fullmatch(value)
+        or value == "-0"
+        or len(value) - value.startswith("-") - ("." in value) > _MAX_DIGITS
+    ):
+        raise FormatError(f"score {value[:60]!r} is not in canonical decimal form")
+    return Decimal(value)
 
 
 def _str_map(obj: object) -> dict[str, str]:

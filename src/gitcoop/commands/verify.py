@@ -103,23 +103,12 @@ def _check_attestation(repo: Repo, rec: ledger.Record, obj: object, report: Repo
     e = rec.entry
     if att.challenge != e.challenge or att.origin != e.origin:
         raise _fail(e.seq, "attests under another challenge or ledger")
-    if not repo.has_object(att.commit):
+    info = repo.commit_if_present(att.commit)
+    if info is None:
         report.warnings.append(
             f"entry #{e.seq}: commit {att.commit[:12]} is not in this repository (not checked)"
         )
         return
-    report.rows.append(
-        vindex.Row(
-            e.seq,
-            att.commit,
-            decimal_text(att.score),
-            att.signer.keyid,
-            att.signer.principal,
-            att.signer.name,
-            att.challenge,
-        )
-    )
-    info = repo.commit(att.commit)
     if info.tree != att.tree:
         raise _fail(e.seq, f"subject digest mismatch: commit {att.commit[:12]} has another tree")
     if att.parent != (info.parents[0] if info.parents else None):
@@ -128,6 +117,11 @@ def _check_attestation(repo: Repo, rec: ledger.Record, obj: object, report: Repo
             f"names parent {str(att.parent)[:12]}, which is not the first "
             f"parent of {att.commit[:12]}",
         )
+    s = att.signer
+    row = vindex.Row(
+        e.seq, att.commit, decimal_text(att.score), s.keyid, s.principal, s.name, att.challenge
+    )
+    report.rows.append(row)
 
 
 def _check_entry(repo: Repo, rec: ledger.Record, report: Report) -> None:
