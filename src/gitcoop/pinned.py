@@ -99,8 +99,11 @@ def load(repo: Repo, tree: str, known_digest: str, cache_dir: Path | None = None
 
 
 def effective_tree(repo: Repo, tree: str, challenge: Challenge) -> str:
-    """The tree a metric effectively sees, minus the protected paths the snapshot replaces.
-
-    Two commits differing only in protected files score the same, so they share a cache key.
-    """
-    return repo.write_tree(f for f in repo.files(tree) if not challenge.is_protected(f.path))
+    """A digest of what a metric effectively sees: the tree minus the protected paths the
+    snapshot replaces. Two commits differing only in protected files share it, so they
+    share a cached score. Nothing is written to the object store."""
+    h = hashlib.sha256()
+    for f in repo.files(tree):
+        if not challenge.is_protected(f.path):
+            h.update(f"{f.path}\0{f.blob}\0{int(f.executable)}\n".encode())
+    return h.hexdigest()

@@ -1,8 +1,9 @@
 """Credit as a pure function of verified scores and the commit graph (no I/O).
 
 Rules (DESIGN.md section 7): mainline is the first-parent history of the challenge branch.
-A mainline commit's delta is its score minus the score of the nearest scored commit before
-it on the mainline, sign flipped for ``minimize`` so positive is better. A merge's delta is
+A mainline commit's delta is its score minus its first parent's, sign flipped for
+``minimize`` so positive is better; with either unscored it earns nothing (so dropping an
+attestation can never move credit to someone else). A merge's delta is
 shared among the commits it brings in, by their own positive deltas (equally when none has
 one). ``min_delta`` (the Ladder's step): a delta smaller in size earns nothing, and a record
 is a new best by at least ``min_delta``. Commits that modify protected paths earn nothing.
@@ -11,8 +12,9 @@ is a new best by at least ``min_delta``. Commits that modify protected paths ear
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, Overflow, Underflow, localcontext
 from fractions import Fraction
+from itertools import pairwise
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class Row:
     loss: Fraction = Fraction(0)
     records: int = 0
     share: Fraction = Fraction(0)
+    # Whole deltas add up exactly as Decimals (see _EXACT), much faster than Fractions;
+    # only the shares of merges need Fractions. _finish folds both into gain and loss.
+    plain_gain: Decimal = Decimal(0)
+    plain_loss: Decimal = Decimal(0)
 
     @property
     def net(self) -> Fraction:
@@ -92,11 +98,17 @@ class _Walk:
     def row(self, who: Contributor) -> Row:
         return self.rows.setdefault(who.keyid, Row(who))
 
-    def book(self, who: Contributor, amount: Fraction) -> None:
+    def book(self, who: Contributor, amount: Fraction | Decimal) -> None:
         r = self.row(who)
         r.commits += 1
-        if amount > 0:
-            r.improvements += 1
+        positive = amount > 0
+        r.improvements += positive
+        if isinstance(amount, Decimal):
+            if positive:
+                r.plain_gain += amount
+            else:
+                r.plain_loss += amount
+        elif positive:
             r.gain += amount
         else:
             r.loss += amount
@@ -130,6 +142,22 @@ def compute(
     min_delta: Decimal,
 ) -> Credit:
     """Credit per contributor for ``mainline`` (oldest first, starting at the baseline)."""
+    with localcontext(_EXACT):
+        return _compute(mainline, scores, side_parent, maximize, min_delta)
+
+
+# Scores carry at most 40 significant digits, so sums of them need far fewer than this:
+# Decimal arithmetic stays exact, and any overflow of it would raise, never round.
+_EXACT = Context(prec=400, Emax=1000, Emin=-1000, traps=[Inexact, Overflow, Underflow])
+
+
+def _compute(
+    mainline: list[Node],
+    scores: dict[str, Scored],
+    side_parent: dict[str, str | None],
+    maximize: bool,
+    min_delta: Decimal,
+) -> Credit:
     w = _Walk(maximize, min_delta, scores, side_parent)
     base = scores.get(mainline[0].commit) if mainline else None
     if base is None:
@@ -139,14 +167,13 @@ def compute(
             uncredited=[Uncredited(n.commit, "baseline not scored") for n in mainline[:1]],
         )
     baseline = best = (mainline[0].commit, base.score)
-    prev = base.score
-    for node in mainline[1:]:
-        got = scores.get(node.commit)
-        if got is None:
-            w.uncredited.append(Uncredited(node.commit, "no verified attestation"))
+    for parent, node in pairwise(mainline):
+        got, before = scores.get(node.commit), scores.get(parent.commit)
+        if got is None or before is None:
+            why = "no verified attestation" if got is None else "parent not scored"
+            w.uncredited.append(Uncredited(node.commit, why))
             continue
-        delta = w.better(got.score, prev)
-        prev = got.score
+        delta = w.better(got.score, before.score)
         if node.protected:
             w.uncredited.append(Uncredited(node.commit, "modifies protected paths"))
             continue
@@ -157,8 +184,11 @@ def compute(
             w.row(got.contributor).commits += 1
             continue
         shares = w.shares(node, got.contributor)
-        for who, part in shares:
-            w.book(who, Fraction(delta) * part)
+        if len(shares) == 1 and shares[0][1] == 1:
+            w.book(shares[0][0], delta)
+        else:
+            for who, part in shares:
+                w.book(who, Fraction(delta) * part)
         if w.better(got.score, best[1]) >= max(min_delta, Decimal(0)) and got.score != best[1]:
             best = (node.commit, got.score)
             w.row(max(shares, key=lambda s: s[1])[0]).records += 1
@@ -166,6 +196,9 @@ def compute(
 
 
 def _finish(w: _Walk, baseline: tuple[str, Decimal], best: tuple[str, Decimal]) -> Credit:
+    for r in w.rows.values():
+        r.gain += Fraction(r.plain_gain)
+        r.loss += Fraction(r.plain_loss)
     total = sum((r.gain for r in w.rows.values()), Fraction(0))
     for r in w.rows.values():
         r.share = r.gain / total if total else Fraction(0)

@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 
 from gitcoop import _fs, constants, ledger, pinned, records, vindex
@@ -175,12 +176,12 @@ def _check_one(repo: Repo, rec: ledger.Record, report: Report) -> None:
         raise _fail(rec.entry.seq, exc.message) from None
 
 
-def _check_run(repo: Repo, commits: list[bytes], first_seq: int) -> _Chunk:
+def _check_run(repo: Repo, segment: ledger.Segment, first_seq: int) -> _Chunk:
     """Check a run of consecutive entries; links inside the run, not into it."""
     out = _Chunk()
     pos: Position | None = None
     try:
-        for i, raw in enumerate(commits):
+        for i, raw in enumerate(segment.commits(repo)):
             try:
                 rec = ledger.read_record(repo, raw.hex())
             except FormatError as exc:
@@ -198,24 +199,27 @@ def _check_run(repo: Repo, commits: list[bytes], first_seq: int) -> _Chunk:
     return out
 
 
-def _worker(args: tuple[str, list[bytes], int]) -> _Chunk:
-    path, commits, first_seq = args
-    return _check_run(open_repo(path), commits, first_seq)
+def _worker(args: tuple[str, ledger.Segment, int]) -> _Chunk:
+    path, segment, first_seq = args
+    return _check_run(open_repo(path), segment, first_seq)
 
 
-def _runs(repo: Repo, commits: list[bytes], first_seq: int) -> Iterator[_Chunk]:
+def _runs(repo: Repo, segments: list[ledger.Segment], first_seq: int) -> Iterator[_Chunk]:
+    starts = list(accumulate((s.length for s in segments), initial=first_seq))
     cores = len(os.sched_getaffinity(0))
-    if cores < 2 or len(commits) < _PARALLEL_MIN:
-        yield _check_run(repo, commits, first_seq)
+    if cores < 2 or starts[-1] - first_seq < _PARALLEL_MIN:
+        yield from (
+            _check_run(repo, seg, start) for seg, start in zip(segments, starts[:-1], strict=True)
+        )
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     jobs = [
-        (str(repo.common_dir), commits[i : i + _CHUNK], first_seq + i)
-        for i in range(0, len(commits), _CHUNK)
+        (str(repo.common_dir), seg, start) for seg, start in zip(segments, starts[:-1], strict=True)
     ]
-    # fork: workers inherit the loaded modules, so they start in milliseconds.
+    # fork: workers inherit the loaded modules, so they start in milliseconds. Each worker
+    # walks its own run, so no process ever holds the whole chain.
     with ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("fork")) as pool:
         yield from pool.map(_worker, jobs)
 
@@ -233,9 +237,9 @@ def verify_range(
     order; each run's proved attestations go to ``sink`` as soon as the run is linked.
     Raises VerificationError naming the first bad entry.
     """
-    commits = ledger.chain_raw(repo, tip, None if start is None else start.commit)
+    runs = ledger.segments(repo, tip, None if start is None else start.commit, _CHUNK)
     pos = start
-    for run in _runs(repo, commits, 0 if start is None else start.seq + 1):
+    for run in _runs(repo, runs, 0 if start is None else start.seq + 1):
         if run.first is not None:
             _check_link(run.first, pos)
         if run.error is not None:
