@@ -168,21 +168,6 @@ class Repo:
             raise GitOperationError(f"{oid} is not a blob")
         return bytes(blob.data)
 
-    def tree_entry(self, tree: str, path: str) -> str | None:
-        """Return the id of the object at ``path`` in a tree, or None."""
-        t = self._repo[_oid(tree)]
-        assert isinstance(t, pygit2.Tree)
-        try:
-            return str(t[path].id)
-        except KeyError:
-            return None
-
-    def tree_names(self, tree: str) -> list[str]:
-        """Return the top-level entry names of a tree."""
-        t = self._repo[_oid(tree)]
-        assert isinstance(t, pygit2.Tree)
-        return [e.name or "" for e in t]
-
     def files(self, tree: str, prefix: str = "") -> Iterator[FileEntry]:
         """Yield every regular file (and symlink) below a tree, depth first."""
         t = self._repo[_oid(tree)]
@@ -278,19 +263,6 @@ class Repo:
                 walker.hide(pygit2.Oid(hex=oid))
         return [str(c.id) for c in walker]
 
-    def first_parent_chain(self, tip: str, stop: str | None) -> list[str]:
-        """First-parent history from ``tip`` back to ``stop`` (inclusive), oldest first."""
-        out = []
-        oid: str | None = tip
-        while oid is not None:
-            out.append(oid)
-            if oid == stop:
-                break
-            c = self._commit(oid)
-            oid = str(c.parent_ids[0]) if c.parent_ids else None
-        out.reverse()
-        return out
-
     def ancestry_marks(
         self, tip: str, stop: str | None, every: int
     ) -> tuple[list[str], int, bool, str | None]:
@@ -339,29 +311,6 @@ class Repo:
     def parent_ids(self, oid: str) -> list[str]:
         """Return a commit's parent ids (fast path for chain walks)."""
         return [str(p) for p in self._commit(oid).parent_ids]
-
-    def mainline(self, tip: str, stop: str) -> list[CommitInfo]:
-        """First-parent history from ``tip`` back to ``stop`` (inclusive), oldest first.
-
-        Stops at the root when ``stop`` is not on that path; the caller checks where it
-        ended.
-        """
-        out: list[CommitInfo] = []
-        target = _oid(stop)
-        oid: pygit2.Oid | None = _oid(tip)
-        while oid is not None:
-            c = cast(pygit2.Commit, self._repo[oid])
-            parents = tuple(str(p) for p in c.parent_ids)
-            out.append(
-                CommitInfo(
-                    str(oid), str(c.tree_id), parents, c.author.name, c.author.email, c.commit_time
-                )
-            )
-            if oid == target:
-                break
-            oid = c.parent_ids[0] if parents else None
-        out.reverse()
-        return out
 
     def changed_under(self, old_tree: str, new_tree: str, prefixes: tuple[str, ...]) -> list[str]:
         """Paths that differ between two trees, looking only below ``prefixes``.

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from gitcoop import scoring, vindex
+from gitcoop import history, scoring, vindex
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ConfigError
 from gitcoop.metric import decimal_text
@@ -86,29 +85,39 @@ def _search_prefixes(patterns: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(set(out)))
 
 
+def _fact(s: Session, prefixes: tuple[str, ...], commit: str) -> history.Fact:
+    info = s.repo.commit(commit)
+    if not info.parents:
+        return history.Fact(None, info.author_email, False, ())
+    first = info.parents[0]
+    merged: list[tuple[str, str | None]] = []
+    if len(info.parents) > 1:
+        for m in s.repo.new_commits(info.parents[1], [first]):
+            ps = s.repo.commit(m).parents
+            merged.append((m, ps[0] if ps else None))
+    changed = s.repo.changed_under(s.repo.commit(first).tree, info.tree, prefixes)
+    protected = any(map(s.pinned.challenge.is_protected, changed))
+    return history.Fact(first, info.author_email, protected, tuple(merged))
+
+
 def _mainline(s: Session, tip: str) -> tuple[list[scoring.Node], dict[str, str | None], list[str]]:
     baseline = s.baseline
-    chain = s.repo.mainline(tip, baseline)
-    if chain[0].id != baseline:
+    prefixes = _search_prefixes(s.pinned.challenge.protect)
+    chain = history.walk(
+        history.path_for(s.local, s.pinned.digest), tip, baseline, lambda c: _fact(s, prefixes, c)
+    )
+    if chain[0][0] != baseline:
         raise ConfigError(
             f"{tip[:12]} does not descend from the challenge baseline "
             f"{baseline[:12]} along first parents",
             hint="credit a branch that grew from the challenge",
         )
-    prefixes = _search_prefixes(s.pinned.challenge.protect)
-    nodes, side_parent = [scoring.Node(baseline)], {}
-    for prev, info in pairwise(chain):
-        merged: tuple[str, ...] = ()
-        if len(info.parents) > 1:
-            merged = tuple(s.repo.new_commits(info.parents[1], [info.parents[0]]))
-            for m in merged:
-                ps = s.repo.commit(m).parents
-                side_parent[m] = ps[0] if ps else None
-        changed = s.repo.changed_under(prev.tree, info.tree, prefixes)
-        nodes.append(
-            scoring.Node(info.id, merged, any(map(s.pinned.challenge.is_protected, changed)))
-        )
-    return nodes, side_parent, [c.author_email for c in chain]
+    nodes = [scoring.Node(baseline)]
+    side_parent: dict[str, str | None] = {}
+    for commit, fact in chain[1:]:
+        side_parent.update(fact.merged)
+        nodes.append(scoring.Node(commit, tuple(m for m, _ in fact.merged), fact.protected))
+    return nodes, side_parent, [fact.author for _, fact in chain]
 
 
 def _mismatches(
