@@ -1053,8 +1053,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "the attestations cycle over them)")
     p.add_argument("--appends", type=int, help="entries one evaluate appends in (8); 10000")
     p.add_argument("--big-trials", type=int, help="most trials per variant in (5), (6); 3")
-    p.add_argument("--big-budget", type=float, default=100.0,
-                   help="seconds after which (5) and (6) start no new trial; 100")
+    p.add_argument("--big-budget", type=float, default=120.0,
+                   help="seconds after which (5) and (6) start no new trial; 120")
     p.add_argument("--only", help="comma-separated sections to run, e.g. 5,6,9")
     p.add_argument("--regenerate", action="store_true",
                    help="generate the synthetic datasets again even when cached")
