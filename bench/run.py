@@ -1132,7 +1132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     tmp = scratch_root()
     sh = Shell(hermetic_env(tmp))
-    start = time.perf_counter()
+    start, load_start = time.perf_counter(), os.getloadavg()[0]
     try:
         sh.run(["git", "coop", "--version"], tmp)
         about = machine(sh)
@@ -1146,6 +1146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     runtime = time.perf_counter() - start
+    # Other work on the machine skews every ratio: say how busy it was (1-minute load
+    # averages; this benchmark alone keeps one to two cores busy).
+    about += f"; load average {load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
     times = "\n".join(f"  {label}: {seconds:.1f} s" for label, seconds in result.sections)
     print(f"\n{about}\n\n{text_table(result.rows)}\n\nsections (generation excluded):\n"
           f"{times}\nsynthetic data:\n{datasets_table(result.scale)}\n\n"
