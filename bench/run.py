@@ -715,6 +715,7 @@ def bench_scale_credit(sx: Scale) -> list[Row]:
         outputs.append(sh.run(["git", "coop", "credit", "--json"], repo))
         return time.perf_counter() - start
 
+    cold = credit()  # the first after verify: builds whatever gitcoop keeps for credit
     samples = interleave(
         {"credit": credit,
          "shortlog": lambda: sh.time(["git", "shortlog", "-sn", "HEAD"], repo)},
@@ -726,13 +727,16 @@ def bench_scale_credit(sx: Scale) -> list[Row]:
     if (report["best"] or {}).get("commit") != tip or scored != commits - 2:
         raise BenchError(f"credit --json looks wrong: best {report['best']}, {scored} "
                          f"commits credited of {commits - 2}")
-    ratio = med(samples["credit"]) / med(samples["shortlog"])
+    shortlog = med(samples["shortlog"])
+    ratio = med(samples["credit"]) / shortlog
     return [
-        timing_row("6", f"git coop credit --json, {commits - 2} attested commits",
-                   samples["credit"]),
+        Row("6", f"git coop credit --json, {commits - 2} attested commits, first run",
+            median=ms(cold), spread="n=1", result=f"{cold / shortlog:.2f}x shortlog",
+            verdict="info"),
+        timing_row("6", "git coop credit --json, later runs", samples["credit"]),
         timing_row("6", "baseline: git shortlog -sn HEAD", samples["shortlog"]),
-        Row("6", "credit / shortlog", result=f"{ratio:.2f}x", target=f"<= {CREDIT_BAR:.0f}x",
-            verdict=verdict(ratio <= CREDIT_BAR)),
+        Row("6", "credit (later runs) / shortlog", result=f"{ratio:.2f}x",
+            target=f"<= {CREDIT_BAR:.0f}x", verdict=verdict(ratio <= CREDIT_BAR)),
     ]
 
 
@@ -938,7 +942,8 @@ def docs_text(result: Result, args: argparse.Namespace, about: str, date: str,
         "evaluate` and `git coop verify` timed from the pin before them, against `verify` "
         f"with nothing new (target < {INCREMENTAL_BAR:.0f} s). (6) `git coop credit --json` "
         "of that history, its ledger verified, against `git shortlog -sn HEAD` (target <= "
-        f"{CREDIT_BAR:.0f}x). (7) Peak memory of `git coop verify --full` of a "
+        f"{CREDIT_BAR:.0f}x for the runs after the first, which builds what gitcoop keeps "
+        "for credit and is shown apart). (7) Peak memory of `git coop verify --full` of a "
         f"{args.memory:,}-entry ledger, run once in a fresh child: the largest max RSS of "
         "any of its processes (`getrusage(RUSAGE_CHILDREN)`, target <= "
         f"{RSS_BAR_MB:.0f} MB) and, polled from `/proc`, the peak PSS of the whole process "
