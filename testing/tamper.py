@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pygit2
 
+from gitcoop import canonical, records
+from gitcoop.keys import SigningKey
+
 Entries = list[tuple[bytes, pygit2.Oid]]  # (entry.json bytes, pinned tree id), oldest first
 
 
@@ -56,3 +59,13 @@ def edit_payload(data: bytes, edit: Callable[[dict], None]) -> bytes:
     raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     entry["envelope"]["payload"] = base64.b64encode(raw).decode()
     return json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+
+
+def resign_payload(data: bytes, edit: Callable[[dict], None], key: SigningKey) -> bytes:
+    """Change the statement inside an entry and sign it again with ``key``: a lie told by
+    someone who holds a trusted key."""
+    entry = json.loads(data)
+    payload = json.loads(base64.b64decode(entry["envelope"]["payload"]))
+    edit(payload)
+    entry["envelope"] = records.sign(payload, entry["envelope"]["payloadType"], key)
+    return canonical.encode(entry)

@@ -1,11 +1,13 @@
-"""Parallel verification finds the same first bad entry as a serial pass."""
+"""Verification in runs (in parallel on several cores, or on one core from a single walk)
+finds the same first bad entry as a serial pass."""
 
 from __future__ import annotations
 
 import pytest
-from testing.tamper import edit_payload, rewrite
+from testing.tamper import edit_payload, resign_payload, rewrite
 from testing.world import Player, World
 
+from gitcoop import keys
 from gitcoop.commands import verify
 from gitcoop.errors import VerificationError
 from gitcoop.git import open_repo
@@ -19,15 +21,17 @@ def long_ledger(world: World) -> Player:
     return m  # genesis, baseline and 13 attestations: 15 entries
 
 
-@pytest.fixture
-def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(params=["two cores", "one core"])
+def small_chunks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    cores = {0, 1} if request.param == "two cores" else {0}
     monkeypatch.setattr(verify, "_CHUNK", 4)
     monkeypatch.setattr(verify, "_PARALLEL_MIN", 8)
-    monkeypatch.setattr(verify.os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(verify.os, "sched_getaffinity", lambda _pid: cores)
+    return str(request.param)
 
 
-def test_parallel_runs_agree_with_serial(
-    long_ledger: Player, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+def test_runs_agree_with_serial(
+    long_ledger: Player, small_chunks: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     in_this_process: list[int] = []
     real = verify._check_run
@@ -44,13 +48,16 @@ def test_parallel_runs_agree_with_serial(
     assert pos is not None and pos.seq == 14 and report.checked == 15
     (row,) = report.signers.values()
     assert row["entries"] == 15
-    assert in_this_process == []  # every run went to a worker process
+    if small_chunks == "two cores":
+        assert in_this_process == []  # every run went to a worker process
+    else:
+        assert in_this_process == [0, 4, 8, 12]  # one walk, cut into runs oldest first
+    rows = [r.seq for r in report.rows]
+    assert rows == []  # rows go to the sink, not the report
 
 
 @pytest.mark.parametrize("bad", [1, 4, 5, 9, 14])  # chunk edges and middles
-def test_parallel_runs_name_the_first_bad_entry(
-    long_ledger: Player, small_chunks: None, bad: int
-) -> None:
+def test_runs_name_the_first_bad_entry(long_ledger: Player, small_chunks: str, bad: int) -> None:
     def tamper(entries):
         data, tree = entries[bad]
         entries[bad] = (edit_payload(data, lambda s: s["predicate"].update(score="0.99")), tree)
@@ -61,9 +68,39 @@ def test_parallel_runs_name_the_first_bad_entry(
         verify.verify_range(open_repo(long_ledger.repo), tip, None, verify.Report())
 
 
-def test_parallel_runs_catch_a_removed_entry_at_a_chunk_edge(
-    long_ledger: Player, small_chunks: None
-) -> None:
+def test_runs_catch_a_removed_entry_at_a_chunk_edge(long_ledger: Player, small_chunks: str) -> None:
     tip = rewrite(long_ledger.repo, lambda e: e[:8] + e[9:])
     with pytest.raises(VerificationError, match="ledger entry #8 has seq 9"):
         verify.verify_range(open_repo(long_ledger.repo), tip, None, verify.Report())
+
+
+@pytest.mark.parametrize("bad", [2, 6])  # first in its run, and in the middle of one
+def test_a_bad_subject_comes_before_a_later_bad_signature(
+    long_ledger: Player, small_chunks: str, bad: int
+) -> None:
+    """Subjects are checked after the run's signatures, yet the first failure is named."""
+    key = keys.load(long_ledger.home)
+
+    def lie(stmt: dict) -> None:
+        stmt["subject"][0]["digest"]["gitTree"] = "0" * 40
+
+    def tamper(entries):
+        data, tree = entries[bad]
+        entries[bad] = (resign_payload(data, lie, key), tree)
+        later, tree = entries[bad + 1]
+        entries[bad + 1] = (edit_payload(later, lambda s: s["predicate"].update(score="9")), tree)
+        return entries
+
+    tip = rewrite(long_ledger.repo, tamper)
+    with pytest.raises(VerificationError, match=f"ledger entry #{bad} subject digest mismatch"):
+        verify.verify_range(open_repo(long_ledger.repo), tip, None, verify.Report())
+
+
+def test_rows_reach_the_sink_in_ledger_order(long_ledger: Player, small_chunks: str) -> None:
+    seen: list[int] = []
+    repo = open_repo(long_ledger.repo)
+    tip = repo.ref("refs/coop/ledger")
+    verify.verify_range(
+        repo, tip, None, verify.Report(), lambda rows: seen.extend(r.seq for r in rows)
+    )
+    assert seen == list(range(1, 15))  # every attestation once, in order (0 is genesis)

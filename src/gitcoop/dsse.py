@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -111,10 +113,34 @@ class Envelope:
                 signatures, a ``sig`` is empty, base64 is invalid, or the decoded
                 payload exceeds ``MAX_PAYLOAD_BYTES``.
         """
+        return _usual_envelope(obj) or cls.parse(obj)
+
+    @classmethod
+    def parse(cls, obj: object) -> Envelope:
+        """``from_json`` the general way, for every form it accepts."""
         fields = _require_object(obj, None, _ENVELOPE_FIELDS, _ENVELOPE_FIELDS)
         payload = _b64decode(_require_str(fields, "payload"), "payload", MAX_PAYLOAD_BYTES)
         payload_type = _require_str(fields, "payloadType", nonempty=True)
         return cls(payload_type, payload, _signatures_from_json(fields["signatures"]))
+
+
+def _usual_envelope(obj: object) -> Envelope | None:
+    """The envelope in the form gitcoop writes (one signature with a key id, ASCII text,
+    padded standard base64), checked in a few steps; None sends it the general way."""
+    if type(obj) is not dict or len(obj) != 3:
+        return None
+    payload, payload_type, sigs = obj.get("payload"), obj.get("payloadType"), obj.get("signatures")
+    if type(sigs) is not list or len(sigs) != 1 or type(sigs[0]) is not dict or len(sigs[0]) != 2:
+        return None
+    keyid, sig_text = sigs[0].get("keyid"), sigs[0].get("sig")
+    texts = (payload, payload_type, keyid, sig_text)
+    if not all(type(t) is str and t.isascii() for t in texts) or not payload_type or not sig_text:
+        return None
+    data = _b64decode_padded(str(payload), MAX_PAYLOAD_BYTES)
+    sig = _b64decode_padded(str(sig_text), _MAX_SIG_BYTES)
+    if data is None or sig is None:
+        return None
+    return Envelope(str(payload_type), data, (Signature(str(keyid), sig),))
 
 
 def _b64encode(data: bytes) -> str:
@@ -246,16 +272,23 @@ def _verifies(key: Ed25519PublicKey, sig: bytes, message: bytes) -> bool:
     # Checked here so a malformed signature is just "not this one", never an exception.
     if len(sig) != _ED25519_SIG_BYTES:
         return False
+    crypto_sign_open, bad_signature = _sodium()
+    try:
+        crypto_sign_open(sig + message, key.public_bytes_raw())
+    except (bad_signature, ValueError):
+        return False
+    return True
+
+
+@functools.cache
+def _sodium() -> tuple[Callable[[bytes, bytes], bytes], type[Exception]]:
     # libsodium verifies in about half the time of OpenSSL here, and is the stricter of
-    # the two (canonical S, no small-order keys): see docs/decisions/0005.
+    # the two (canonical S, no small-order keys): see docs/decisions/0005. Loaded on first
+    # use, and once: the import is not free and verify calls this per entry.
     from nacl.bindings import crypto_sign_open
     from nacl.exceptions import BadSignatureError
 
-    try:
-        crypto_sign_open(sig + message, key.public_bytes_raw())
-    except (BadSignatureError, ValueError):
-        return False
-    return True
+    return crypto_sign_open, BadSignatureError
 
 
 def verify(envelope: Envelope, key: Ed25519PublicKey, *, payload_type: str) -> bytes:

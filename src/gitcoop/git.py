@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ pygit2.settings.mwindow_mapped_limit = 48 * 1024 * 1024
 _HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _BLOB = pygit2.enums.FileMode.BLOB
 _EXEC = pygit2.enums.FileMode.BLOB_EXECUTABLE
+_TREE_TYPE = int(pygit2.enums.ObjectType.TREE)
+_BLOB_TYPE = int(pygit2.enums.ObjectType.BLOB)
 
 
 @dataclass(frozen=True)
@@ -118,17 +121,49 @@ class Repo:
         Raises GitOperationError when the commit's tree holds anything else.
         """
         c = self._commit(oid)
-        tree = c.tree
-        if len(tree) != 2:
-            raise GitOperationError(f"ledger commit {oid[:12]} holds {len(tree)} entries, not 2")
+        parents = tuple(str(p) for p in c.parent_ids)
+        # Verify reads one of these per entry: the usual tree is matched raw, byte for
+        # byte, because Tree and TreeEntry objects cost more than the reads themselves.
+        pattern, blob_group, tree_group = _flat_tree(*names)
         try:
+            kind, raw = self._repo.odb.read(c.tree_id)
+            m = pattern.fullmatch(raw) if kind == _TREE_TYPE else None
+            if m is not None:
+                kind, data = self._repo.odb.read(pygit2.Oid(raw=m[blob_group]))
+                if kind == _BLOB_TYPE:
+                    return data, m[tree_group].hex(), parents
+        except (KeyError, pygit2.GitError):
+            pass
+        data, sub = self._entry_commit_slow(c, oid, names)
+        return data, sub, parents
+
+    def _entry_commit_slow(
+        self, c: pygit2.Commit, oid: str, names: tuple[str, str]
+    ) -> tuple[bytes, str]:
+        try:
+            tree = c.tree
+            if len(tree) != 2:
+                raise GitOperationError(
+                    f"ledger commit {oid[:12]} holds {len(tree)} entries, not 2"
+                )
             blob, sub = tree[names[0]], tree[names[1]]
-        except KeyError:
+            if blob.type_str != "blob" or sub.type_str != "tree":
+                raise GitOperationError(f"ledger commit {oid[:12]} has entries of the wrong type")
+            data = bytes(cast(pygit2.Blob, self._repo[blob.id]).data)
+        except (KeyError, pygit2.GitError):
             raise GitOperationError(f"ledger commit {oid[:12]} lacks {names}") from None
-        if blob.type_str != "blob" or sub.type_str != "tree":
-            raise GitOperationError(f"ledger commit {oid[:12]} has entries of the wrong type")
-        data = bytes(cast(pygit2.Blob, self._repo[blob.id]).data)
-        return data, str(sub.id), tuple(str(p) for p in c.parent_ids)
+        return data, str(sub.id)
+
+    def tree_and_parents(self, oid: str) -> tuple[str, tuple[str, ...]] | None:
+        """A commit's tree and parents (one lookup), or None when it is not here."""
+        try:
+            obj = self._repo[_oid(oid)]
+        except (KeyError, ValueError):
+            return None
+        if obj.type != pygit2.enums.ObjectType.COMMIT:
+            return None
+        c = cast(pygit2.Commit, obj)
+        return str(c.tree_id), tuple(str(p) for p in c.parent_ids)
 
     def commit(self, oid: str) -> CommitInfo:
         """Return a commit's metadata; raises GitOperationError when it is missing."""
@@ -141,13 +176,6 @@ class Repo:
             c.author.email,
             c.commit_time,
         )
-
-    def commit_if_present(self, oid: str) -> CommitInfo | None:
-        """A commit's metadata, or None when the object is not here (one lookup)."""
-        try:
-            return self.commit(oid)
-        except GitOperationError:
-            return None
 
     def _commit(self, oid: str) -> pygit2.Commit:
         try:
@@ -281,32 +309,91 @@ class Repo:
             if count % every == 0:
                 marks.append(str(oid))
             count += 1
-            parents = cast(pygit2.Commit, self._repo[oid]).parent_ids
+            try:
+                parents = cast(pygit2.Commit, self._repo[oid]).parent_ids
+            except KeyError:
+                raise GitOperationError(f"ledger commit {oid} is missing") from None
             if len(parents) > 1:
                 return marks, count, False, str(oid)
             oid = parents[0] if parents else None
         return marks, count, oid is not None, None
 
-    def ancestry_raw(
-        self, tip: str, stop: str | None, *, limit: int | None = None
-    ) -> tuple[bytearray, bool, str | None]:
+    def first_parents(
+        self, tip: str, stop: str | None, limit: int | None = None
+    ) -> tuple[bytearray, str | None, str | None]:
         """Walk first parents from ``tip`` until ``stop`` (excluded), the root, or ``limit``
         commits.
 
-        Returns the raw 20-byte ids newest first, packed in one bytearray, whether ``stop``
-        was reached, and the first commit found with more than one parent, if any.
+        Returns the raw ids of each commit walked and of its tree, 40 bytes per commit,
+        newest first; where the walk ended (the next commit, None at the root); and the
+        first commit found with more than one parent, if any (the walk ends there).
+        Raises GitOperationError when a commit is missing.
         """
-        out = bytearray()
+        pairs = bytearray()
         target = None if stop is None else _oid(stop)
         oid: pygit2.Oid | None = _oid(tip)
-        while oid is not None and oid != target and (limit is None or len(out) < 20 * limit):
-            c = cast(pygit2.Commit, self._repo[oid])
-            out += oid.raw
+        walked = 0
+        while oid is not None and oid != target and (limit is None or walked < limit):
+            try:
+                c = cast(pygit2.Commit, self._repo[oid])
+            except KeyError:
+                raise GitOperationError(f"ledger commit {oid} is missing") from None
+            pairs += oid.raw
+            pairs += c.tree_id.raw
+            walked += 1
             parents = c.parent_ids
             if len(parents) > 1:
-                return out, False, str(oid)
+                return pairs, None, str(oid)
             oid = parents[0] if parents else None
-        return out, oid is not None, None
+        return pairs, None if oid is None else str(oid), None
+
+    def entry_run(
+        self, pairs: bytes | bytearray, before: str | None, names: tuple[str, str]
+    ) -> list[tuple[str, bytes, str, tuple[str, ...]] | GitOperationError]:
+        """Read the ledger commits ``pairs`` names (from ``first_parents``, newest first;
+        ``before`` is the commit the oldest one follows), oldest first: (commit, blob
+        ``names[0]``, tree id ``names[1]``, parents) for each, or the error that made it
+        unreadable.
+
+        Objects are read kind by kind, newest first: pack deltas run from newer objects to
+        older ones, so each read starts from a base libgit2 still holds. Reading entry by
+        entry, oldest first, costs about twice as much.
+        """
+        count = len(pairs) // 40
+        ids = [pairs[i * 40 : i * 40 + 20].hex() for i in range(count)]
+        pattern, blob_group, tree_group = _flat_tree(*names)
+        trees = [
+            self._raw(pygit2.Oid(raw=bytes(pairs[i * 40 + 20 : i * 40 + 40])), _TREE_TYPE)
+            for i in range(count)
+        ]
+        matches = [None if t is None else pattern.fullmatch(t) for t in trees]
+        blobs = [
+            None if m is None else self._raw(pygit2.Oid(raw=m[blob_group]), _BLOB_TYPE)
+            for m in matches
+        ]
+        out: list[tuple[str, bytes, str, tuple[str, ...]] | GitOperationError] = []
+        for i in reversed(range(count)):
+            parent = ids[i + 1] if i + 1 < count else before
+            parents = () if parent is None else (parent,)
+            m, data = matches[i], blobs[i]
+            if m is not None and data is not None:
+                out.append((ids[i], data, m[tree_group].hex(), parents))
+                continue
+            try:
+                slow = self._entry_commit_slow(self._commit(ids[i]), ids[i], names)
+            except GitOperationError as exc:
+                out.append(exc)
+                continue
+            out.append((ids[i], *slow, parents))
+        return out
+
+    def _raw(self, oid: pygit2.Oid, kind: int) -> bytes | None:
+        """An object's raw content when it exists and is of ``kind``, else None."""
+        try:
+            found, data = self._repo.odb.read(oid)
+        except (KeyError, pygit2.GitError):
+            return None
+        return data if found == kind else None
 
     def parent_ids(self, oid: str) -> list[str]:
         """Return a commit's parent ids (fast path for chain walks)."""
@@ -355,6 +442,20 @@ class Repo:
             paths.add(delta.old_file.path)
             paths.add(delta.new_file.path)
         return sorted(paths)
+
+
+@functools.lru_cache(maxsize=4)
+def _flat_tree(blob: str, tree: str) -> tuple[re.Pattern[bytes], int, int]:
+    """The raw form of a tree holding exactly file ``blob`` and subtree ``tree``: a pattern
+    capturing both ids, and which group holds which."""
+    # git orders a subtree as if its name ended in "/".
+    order = sorted([(blob, b"100644"), (tree + "/", b"40000")])
+    pattern = b"".join(
+        mode + b" " + re.escape(name.removesuffix("/").encode()) + b"\\x00(.{20})"
+        for name, mode in order
+    )
+    blob_group = 1 if order[0][0] == blob else 2
+    return re.compile(pattern, re.DOTALL), blob_group, 3 - blob_group
 
 
 def _entry(tree: pygit2.Tree, path: str) -> pygit2.Object | None:

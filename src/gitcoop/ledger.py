@@ -56,6 +56,11 @@ class Entry:
     @classmethod
     def from_bytes(cls, data: bytes) -> Entry:
         """Parse canonical entry bytes; raises FormatError naming what is wrong."""
+        return _usual_entry(data) or cls.parse(data)
+
+    @classmethod
+    def parse(cls, data: bytes) -> Entry:
+        """``from_bytes`` the general way, for any canonical form."""
         obj = canonical.decode(data)
         if not isinstance(obj, dict) or set(obj) != _FIELDS:
             got = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
@@ -82,6 +87,40 @@ class Entry:
             obj["key"],
             obj["envelope"],
         )
+
+
+# The canonical bytes of an entry as gitcoop writes it (one signature, ASCII text, no
+# escapes), matched in one pass: verify reads one entry per signature check, and parsing
+# plus re-encoding to prove canonical form would cost a third as much as the check itself.
+# Anything else takes the general path, which accepts or names the problem.
+_TEXT = r"[\x20\x21\x23-\x5b\x5d-\x7e]*"
+_B64 = r"[A-Za-z0-9+/]*={0,2}"
+_USUAL = re.compile(
+    r'\{"challenge":"(?P<challenge>sha256:[0-9a-f]{64})",'
+    r'"envelope":\{"payload":"(?P<payload>' + _B64 + r')",'
+    r'"payloadType":"(?P<type>' + _TEXT + r')",'
+    r'"signatures":\[\{"keyid":"(?P<keyid>' + _TEXT + r')","sig":"(?P<sig>' + _B64 + r')"\}\]\},'
+    r'"key":"(?P<key>' + _TEXT + r')","kind":"(?P<kind>[a-z-]{1,32})",'
+    r'"origin":(?:null|"(?P<origin>[0-9a-f]{64})"),"prev":(?:null|"(?P<prev>[0-9a-f]{64})"),'
+    r'"seq":(?P<seq>0|[1-9][0-9]{0,14}),"version":' + str(constants.ENTRY_VERSION) + r"\}"
+)
+
+
+def _usual_entry(data: bytes) -> Entry | None:
+    """The entry when the bytes are one as gitcoop writes it; None sends them the general
+    way."""
+    m = _USUAL.fullmatch(data.decode("ascii")) if data.isascii() else None
+    if m is None:
+        return None
+    challenge, payload, ptype, keyid, sig, key, kind, origin, prev, seq = m.groups()
+    if kind not in KINDS:
+        return None
+    envelope = {
+        "payload": payload,
+        "payloadType": ptype,
+        "signatures": [{"keyid": keyid, "sig": sig}],
+    }
+    return Entry(int(seq), prev, kind, challenge, origin, key, envelope)
 
 
 def _check(ok: bool, message: str) -> None:
@@ -168,31 +207,83 @@ def chain(repo: Repo, tip: str, stop: str | None = None) -> list[str]:
 
 @dataclass(frozen=True)
 class Segment:
-    """A run of consecutive ledger commits: the newest one and how many, back from it."""
+    """A run of consecutive ledger commits: the newest one and how many, back from it.
+
+    ``pairs`` and ``before`` are what ``Repo.first_parents`` says of the run, when the
+    walk that cut it kept them; otherwise ``records`` walks the run again.
+    """
 
     tip: str
     length: int
+    pairs: bytes = b""
+    before: str | None = None
 
-    def commits(self, repo: Repo) -> list[bytes]:
-        """The run's raw commit ids, oldest first."""
-        packed, _, _ = repo.ancestry_raw(self.tip, None, limit=self.length)
-        return [bytes(packed[i : i + 20]) for i in range(len(packed) - 20, -1, -20)]
+    def records(self, repo: Repo) -> list[Record | FormatError]:
+        """The run's entries, oldest first; an unreadable one is the error that says why."""
+        pairs: bytes | bytearray = self.pairs
+        before = self.before
+        if not pairs:
+            try:
+                pairs, before, _ = repo.first_parents(self.tip, None, self.length)
+            except GitOperationError as exc:
+                return [FormatError(exc.message)]
+        if len(pairs) != 40 * self.length:
+            return [FormatError("the ledger is shorter than it was a moment ago")]
+        out: list[Record | FormatError] = []
+        names = (constants.ENTRY_FILE, constants.PINNED_TREE)
+        for item in repo.entry_run(pairs, before, names):
+            if isinstance(item, GitOperationError):
+                out.append(FormatError(item.message))
+                continue
+            commit, data, pinned, parents = item
+            try:
+                out.append(Record(commit, Entry.from_bytes(data), data, pinned, parents))
+            except FormatError as exc:
+                out.append(exc)
+        return out
 
 
-def segments(repo: Repo, tip: str, stop: str | None, size: int) -> list[Segment]:
-    """Cut the chain after ``stop`` up to ``tip`` into runs of ``size``, oldest run first,
-    holding one id per run rather than one per entry.
+def segments(
+    repo: Repo, tip: str, stop: str | None, size: int, *, keep: bool = False
+) -> list[Segment]:
+    """Cut the chain after ``stop`` up to ``tip`` into runs of ``size``, oldest run first.
 
+    With ``keep``, each run carries its commit and tree ids (40 bytes an entry), so reading
+    it walks nothing again; without, it holds one id per run, whatever the chain's length.
     Raises VerificationError when the chain branches or never reaches ``stop``.
     """
-    marks, count, reached, branching = repo.ancestry_marks(tip, stop, size)
+    try:
+        if keep:
+            return _kept_runs(repo, tip, stop, size)
+        marks, count, reached, branching = repo.ancestry_marks(tip, stop, size)
+    except GitOperationError as exc:
+        raise VerificationError(exc.message) from None
+    _check_walk(stop, reached, branching)
+    runs = [Segment(m, min(size, count - i * size)) for i, m in enumerate(marks)]
+    runs.reverse()
+    return runs
+
+
+def _kept_runs(repo: Repo, tip: str, stop: str | None, size: int) -> list[Segment]:
+    """Runs cut from the oldest end of one walk, oldest first; each cut shrinks the walk's
+    buffer, so the ids are held once."""
+    pairs, end, branching = repo.first_parents(tip, stop)
+    _check_walk(stop, end == stop, branching)
+    runs, before = [], end
+    while pairs:
+        take = min(size, len(pairs) // 40)
+        chunk = bytes(pairs[-40 * take :])
+        del pairs[-40 * take :]
+        runs.append(Segment(chunk[:20].hex(), take, chunk, before))
+        before = chunk[:20].hex()
+    return runs
+
+
+def _check_walk(stop: str | None, reached: bool, branching: str | None) -> None:
     if branching is not None:
         raise VerificationError(f"ledger commit {branching[:12]} has more than one parent")
     if stop is not None and not reached:
         raise VerificationError(f"ledger does not contain commit {stop[:12]}")
-    runs = [Segment(m, min(size, count - i * size)) for i, m in enumerate(marks)]
-    runs.reverse()
-    return runs
 
 
 def records(repo: Repo, tip: str, stop: str | None = None) -> Iterator[Record]:

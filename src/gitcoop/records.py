@@ -6,6 +6,7 @@ Numbers travel as decimal strings; payload bytes are RFC 8785 canonical JSON.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -102,14 +103,103 @@ def sign(obj: dict[str, Any], payload_type: str, key: SigningKey) -> dict[str, A
     return dsse.sign(payload_type, canonical.encode(obj), key).to_json()
 
 
-def open_envelope(envelope: object, key_text: str, payload_type: str) -> tuple[Any, str]:
-    """Verify an entry's envelope under its key; return (decoded payload, key fingerprint).
+def open_payload(envelope: object, key_text: str, payload_type: str) -> tuple[bytes, str]:
+    """Verify an entry's envelope under its key; return (payload bytes, key fingerprint).
 
     Raises FormatError for malformed input and VerificationError for bad signatures.
     """
     public, keyid = public_with_fingerprint(key_text)
     payload = dsse.verify(dsse.Envelope.from_json(envelope), public, payload_type=payload_type)
+    return payload, keyid
+
+
+def open_envelope(envelope: object, key_text: str, payload_type: str) -> tuple[Any, str]:
+    """Like ``open_payload``, with the payload decoded from canonical JSON."""
+    payload, keyid = open_payload(envelope, key_text, payload_type)
     return canonical.decode(payload), keyid
+
+
+def attestation_from_bytes(payload: bytes) -> Attestation:
+    """Parse verified statement bytes (canonical JSON); raises FormatError."""
+    usual = _usual_attestation(payload)
+    return usual if usual is not None else parse_attestation(canonical.decode(payload))
+
+
+def _usual_attestation(payload: bytes) -> Attestation | None:
+    """The attestation when the bytes are a statement as gitcoop writes it; None sends
+    them the general way. Raises FormatError for a score out of bounds."""
+    m = _USUAL_STATEMENT.fullmatch(payload.decode("ascii")) if payload.isascii() else None
+    env = None if m is None else _usual_environment(m["env"])
+    if m is None or env is None:
+        return None
+    # The groups in pattern order (cheaper than looking each one up by name).
+    (challenge, origin, delta, ms, _env, direction, metric, parent, parent_score, score) = (
+        m.groups()[:10]
+    )
+    keyid, name, principal, split, time, commit, tree = m.groups()[10:]
+    return Attestation(
+        commit=commit,
+        tree=tree,
+        challenge=challenge,
+        origin=origin,
+        metric=metric,
+        direction=direction,
+        split=split,
+        score=_bounded_decimal(score),
+        parent=parent,
+        parent_score=None if parent_score is None else _bounded_decimal(parent_score),
+        delta=None if delta is None else _bounded_decimal(delta),
+        environment=env,
+        duration_ms=int(ms),
+        time=time,
+        signer=Signer(keyid, principal, name),
+    )
+
+
+# The canonical bytes of a metric-delta statement as gitcoop writes it (ASCII text, no
+# escapes), matched in one pass instead of parsing, re-encoding to prove canonical form,
+# and walking the object: verify reads one per signature check. Anything else takes the
+# general path, which accepts or names the problem.
+_T = r"[\x20\x21\x23-\x5b\x5d-\x7e]*"
+# decimal_text's output: plain notation, no trailing fractional zeros; with no "-0" and
+# at most 40 digits (the metric parser's limit), checked after the pattern.
+_DEC = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]*[1-9])?"
+_CANONICAL_DECIMAL = re.compile(_DEC)
+_PAIR = r'"' + _T + r'":"' + _T + r'"'
+_USUAL_STATEMENT = re.compile(
+    r'\{"_type":"' + re.escape(constants.STATEMENT_TYPE) + r'",'
+    r'"predicate":\{"challenge":\{"digest":"(?P<challenge>sha256:[0-9a-f]{64})",'
+    r'"origin":"(?P<origin>[0-9a-f]{64})"\},'
+    r'"delta":(?:null|"(?P<delta>' + _DEC + r')"),"durationMs":(?P<ms>0|[1-9][0-9]{0,14}),'
+    r'"environment":\{(?P<env>(?:' + _PAIR + r"(?:," + _PAIR + r")*)?)\},"
+    r'"metric":\{"direction":"(?P<direction>maximize|minimize)",'
+    r'"name":"(?P<metric>' + _T + r')"\},'
+    r'"parent":(?:null|\{"commit":"(?P<parent>[0-9a-f]{40})",'
+    r'"score":(?:null|"(?P<pscore>' + _DEC + r')")\}),'
+    r'"score":"(?P<score>' + _DEC + r')",'
+    r'"signer":\{"keyid":"(?P<keyid>' + _T + r')","name":"(?P<name>' + _T + r')",'
+    r'"principal":"(?P<principal>' + _T + r')"\},'
+    r'"split":"(?P<split>' + _T + r')","time":"(?P<time>' + _T + r')"\},'
+    r'"predicateType":"' + re.escape(constants.PREDICATE_TYPE) + r'",'
+    r'"subject":\[\{"digest":\{"gitCommit":"(?P<commit>[0-9a-f]{40})",'
+    r'"gitTree":"(?P<tree>[0-9a-f]{40})"\},"name":"' + _T + r'"\}\]\}'
+)
+_PAIRS = re.compile(r'"(' + _T + r')":"(' + _T + r')"')
+
+
+def _usual_environment(text: str) -> dict[str, str] | None:
+    """The environment map, or None when its keys are not in strictly increasing order
+    (not canonical, or a duplicate: the general path names which)."""
+    pairs = _environment_pairs(text)
+    return None if pairs is None else dict(pairs)
+
+
+@functools.lru_cache(maxsize=64)
+def _environment_pairs(text: str) -> tuple[tuple[str, str], ...] | None:
+    # One evaluator signs the same environment again and again: parse each text once.
+    pairs = tuple(_PAIRS.findall(text))
+    keys = [k for k, _ in pairs]
+    return pairs if keys == sorted(set(keys)) else None
 
 
 def parse_attestation(obj: object) -> Attestation:
@@ -253,21 +343,23 @@ def _choice(d: dict[str, Any], key: str) -> str:
     return value
 
 
-# decimal_text's output: plain notation, no trailing fractional zeros, no "-0", at most
-# 40 digits (the metric parser's limit), so the regex alone decides what is canonical.
-_CANONICAL_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]*[1-9])?")
-
-
 def _decimal(value: object) -> Decimal:
     if not isinstance(value, str):
         raise FormatError("a score is not a decimal string")
-    if (
-        not _CANONICAL_DECIMAL.fullmatch(value)
-        or value == "-0"
-        or len(value) - value.startswith("-") - ("." in value) > _MAX_DIGITS
-    ):
-        raise FormatError(f"score {value[:60]!r} is not in canonical decimal form")
+    if not _CANONICAL_DECIMAL.fullmatch(value):
+        raise _not_canonical(value)
+    return _bounded_decimal(value)
+
+
+def _bounded_decimal(value: str) -> Decimal:
+    """A decimal already in the canonical pattern, once its sign and size are checked."""
+    if value == "-0" or len(value) - value.startswith("-") - ("." in value) > _MAX_DIGITS:
+        raise _not_canonical(value)
     return Decimal(value)
+
+
+def _not_canonical(value: str) -> FormatError:
+    return FormatError(f"score {value[:60]!r} is not in canonical decimal form")
 
 
 def _str_map(obj: object) -> dict[str, str]:
