@@ -655,11 +655,11 @@ def bench_scale_verify(sx: Scale) -> list[Row]:
         timing_row("5", f"taskset -c 0 git coop verify --full, {n} entries", samples["one"]),
         timing_row("5", f"baseline: Ed25519 loop on core 0, {sigs} signatures (loop only)",
                    samples["loop"]),
-        Row("5", "verify --full (both cores) vs loop, throughput",
-            result=f"{v2:.0f}/s vs {lp:.0f}/s = {v2 / lp:.2f}x", target=f">= {VERIFY_BAR}x",
-            verdict=verdict(v2 / lp >= VERIFY_BAR)),
         Row("5", "verify --full (core 0 only) vs loop, throughput",
-            result=f"{v1:.0f}/s vs {lp:.0f}/s = {v1 / lp:.2f}x", verdict="info"),
+            result=f"{v1:.0f}/s vs {lp:.0f}/s = {v1 / lp:.2f}x", target=f">= {VERIFY_BAR}x",
+            verdict=verdict(v1 / lp >= VERIFY_BAR)),
+        Row("5", "verify --full (both cores) vs loop, throughput",
+            result=f"{v2:.0f}/s vs {lp:.0f}/s = {v2 / lp:.2f}x", verdict="info"),
         Row("5", "verify --full speedup, both cores vs one", result=f"{speedup:.2f}x",
             target=f">= {CORES_BAR}x", verdict=verdict(speedup >= CORES_BAR)),
     ]
@@ -937,7 +937,7 @@ def docs_text(result: Result, args: argparse.Namespace, about: str, date: str,
         f"{args.ledger:,} attestations, one per commit, free to use both cores and under "
         "`taskset -c 0`, against a loop of `cryptography` Ed25519 verifications of the same "
         "signatures on core 0, timed inside that process around the loop alone (target: "
-        f"verify's whole-process throughput >= {VERIFY_BAR}x the loop's; both cores >= "
+        f"verify's whole-process throughput on core 0 >= {VERIFY_BAR}x the loop's; both cores >= "
         f"{CORES_BAR}x one core); then {NEW_ENTRIES} more entries appended by `git coop "
         "evaluate` and `git coop verify` timed from the pin before them, against `verify` "
         f"with nothing new (target < {INCREMENTAL_BAR:.0f} s). (6) `git coop credit --json` "

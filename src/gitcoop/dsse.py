@@ -133,14 +133,15 @@ def _usual_envelope(obj: object) -> Envelope | None:
     if type(sigs) is not list or len(sigs) != 1 or type(sigs[0]) is not dict or len(sigs[0]) != 2:
         return None
     keyid, sig_text = sigs[0].get("keyid"), sigs[0].get("sig")
-    texts = (payload, payload_type, keyid, sig_text)
-    if not all(type(t) is str and t.isascii() for t in texts) or not payload_type or not sig_text:
+    if type(payload_type) is not str or not payload_type or not payload_type.isascii():
         return None
-    data = _b64decode_padded(str(payload), MAX_PAYLOAD_BYTES)
-    sig = _b64decode_padded(str(sig_text), _MAX_SIG_BYTES)
+    if type(keyid) is not str or not keyid.isascii() or type(sig_text) is not str:
+        return None
+    data = _b64decode_padded(payload, MAX_PAYLOAD_BYTES) if type(payload) is str else None
+    sig = _b64decode_padded(sig_text, _MAX_SIG_BYTES) if sig_text else None
     if data is None or sig is None:
         return None
-    return Envelope(str(payload_type), data, (Signature(str(keyid), sig),))
+    return Envelope(payload_type, data, (Signature(keyid, sig),))
 
 
 def _b64encode(data: bytes) -> str:
@@ -210,11 +211,13 @@ def _signature_from_json(raw: object, field: str) -> Signature:
 def _b64decode_padded(text: str, max_bytes: int) -> bytes | None:
     # What gitcoop itself writes: standard alphabet, padded. Decoding and re-encoding in C
     # proves the text canonical; anything else takes the careful path below.
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+    if not text.isascii():
         return None
-    if len(data) > max_bytes or base64.b64encode(data) != text.encode("ascii"):
+    try:
+        data = binascii.a2b_base64(text, strict_mode=True)
+    except binascii.Error:
+        return None
+    if len(data) > max_bytes or binascii.b2a_base64(data, newline=False) != text.encode():
         return None
     return data
 

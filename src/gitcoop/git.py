@@ -16,9 +16,10 @@ from gitcoop.errors import ConfigError, GitOperationError, LedgerConflict, NotAR
 ZERO = "0" * 40
 
 # gitcoop reads most objects once (a ledger walk, a history walk), so libgit2's object cache
-# only grows; and its default pack windows (1 GiB each, 8 GiB in all) keep whole packs
-# resident. Bounded, a million-entry verify stays near 200 MB per process.
-pygit2.settings.cache_max_size(4 * 1024 * 1024)
+# only costs: filling and evicting it made each commit lookup of a walk take twice as long.
+# The default pack windows (1 GiB each, 8 GiB in all) keep whole packs resident; bounded,
+# a million-entry verify stays near 200 MB per process.
+pygit2.settings.enable_caching(False)
 pygit2.settings.mwindow_size = 16 * 1024 * 1024
 pygit2.settings.mwindow_mapped_limit = 48 * 1024 * 1024
 _HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -290,33 +291,6 @@ class Repo:
             if self.has_object(oid):
                 walker.hide(pygit2.Oid(hex=oid))
         return [str(c.id) for c in walker]
-
-    def ancestry_marks(
-        self, tip: str, stop: str | None, every: int
-    ) -> tuple[list[str], int, bool, str | None]:
-        """Walk first parents from ``tip`` until ``stop`` (excluded) or the root, keeping
-        only every ``every``-th commit (newest first, ``tip`` included): memory stays
-        constant however long the chain.
-
-        Returns the marks, how many commits were walked, whether ``stop`` was reached, and
-        the first commit found with more than one parent, if any.
-        """
-        marks: list[str] = []
-        count = 0
-        target = None if stop is None else _oid(stop)
-        oid: pygit2.Oid | None = _oid(tip)
-        while oid is not None and oid != target:
-            if count % every == 0:
-                marks.append(str(oid))
-            count += 1
-            try:
-                parents = cast(pygit2.Commit, self._repo[oid]).parent_ids
-            except KeyError:
-                raise GitOperationError(f"ledger commit {oid} is missing") from None
-            if len(parents) > 1:
-                return marks, count, False, str(oid)
-            oid = parents[0] if parents else None
-        return marks, count, oid is not None, None
 
     def first_parents(
         self, tip: str, stop: str | None, limit: int | None = None

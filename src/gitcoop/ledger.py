@@ -207,31 +207,23 @@ def chain(repo: Repo, tip: str, stop: str | None = None) -> list[str]:
 
 @dataclass(frozen=True)
 class Segment:
-    """A run of consecutive ledger commits: the newest one and how many, back from it.
+    """A run of consecutive ledger commits as a walk found them: the raw ids of each
+    commit and its tree (40 bytes a commit, newest first), and the commit the oldest one
+    follows (None at genesis)."""
 
-    ``pairs`` and ``before`` are what ``Repo.first_parents`` says of the run, when the
-    walk that cut it kept them; otherwise ``records`` walks the run again.
-    """
+    pairs: bytes
+    before: str | None
 
-    tip: str
-    length: int
-    pairs: bytes = b""
-    before: str | None = None
+    @property
+    def length(self) -> int:
+        """How many entries the run holds."""
+        return len(self.pairs) // 40
 
     def records(self, repo: Repo) -> list[Record | FormatError]:
         """The run's entries, oldest first; an unreadable one is the error that says why."""
-        pairs: bytes | bytearray = self.pairs
-        before = self.before
-        if not pairs:
-            try:
-                pairs, before, _ = repo.first_parents(self.tip, None, self.length)
-            except GitOperationError as exc:
-                return [FormatError(exc.message)]
-        if len(pairs) != 40 * self.length:
-            return [FormatError("the ledger is shorter than it was a moment ago")]
         out: list[Record | FormatError] = []
         names = (constants.ENTRY_FILE, constants.PINNED_TREE)
-        for item in repo.entry_run(pairs, before, names):
+        for item in repo.entry_run(self.pairs, self.before, names):
             if isinstance(item, GitOperationError):
                 out.append(FormatError(item.message))
                 continue
@@ -243,46 +235,23 @@ class Segment:
         return out
 
 
-def segments(
-    repo: Repo, tip: str, stop: str | None, size: int, *, keep: bool = False
-) -> list[Segment]:
-    """Cut the chain after ``stop`` up to ``tip`` into runs of ``size``, oldest run first.
+def walk_runs(repo: Repo, tip: str, stop: str | None, size: int) -> Iterator[Segment]:
+    """The chain after ``stop`` up to ``tip`` in runs of ``size``, newest first, each as
+    soon as it is walked; 40 bytes an entry, and no entry held twice.
 
-    With ``keep``, each run carries its commit and tree ids (40 bytes an entry), so reading
-    it walks nothing again; without, it holds one id per run, whatever the chain's length.
-    Raises VerificationError when the chain branches or never reaches ``stop``.
+    Raises VerificationError when the chain branches, misses a commit, or never reaches
+    ``stop``.
     """
-    try:
-        if keep:
-            return _kept_runs(repo, tip, stop, size)
-        marks, count, reached, branching = repo.ancestry_marks(tip, stop, size)
-    except GitOperationError as exc:
-        raise VerificationError(exc.message) from None
-    _check_walk(stop, reached, branching)
-    runs = [Segment(m, min(size, count - i * size)) for i, m in enumerate(marks)]
-    runs.reverse()
-    return runs
-
-
-def _kept_runs(repo: Repo, tip: str, stop: str | None, size: int) -> list[Segment]:
-    """Runs cut from the oldest end of one walk, oldest first; each cut shrinks the walk's
-    buffer, so the ids are held once."""
-    pairs, end, branching = repo.first_parents(tip, stop)
-    _check_walk(stop, end == stop, branching)
-    runs, before = [], end
-    while pairs:
-        take = min(size, len(pairs) // 40)
-        chunk = bytes(pairs[-40 * take :])
-        del pairs[-40 * take :]
-        runs.append(Segment(chunk[:20].hex(), take, chunk, before))
-        before = chunk[:20].hex()
-    return runs
-
-
-def _check_walk(stop: str | None, reached: bool, branching: str | None) -> None:
-    if branching is not None:
-        raise VerificationError(f"ledger commit {branching[:12]} has more than one parent")
-    if stop is not None and not reached:
+    cursor: str | None = tip
+    while cursor is not None and cursor != stop:
+        try:
+            pairs, cursor, branching = repo.first_parents(cursor, stop, size)
+        except GitOperationError as exc:
+            raise VerificationError(exc.message) from None
+        if branching is not None:
+            raise VerificationError(f"ledger commit {branching[:12]} has more than one parent")
+        yield Segment(bytes(pairs), cursor)
+    if stop is not None and cursor != stop:
         raise VerificationError(f"ledger does not contain commit {stop[:12]}")
 
 

@@ -93,9 +93,9 @@ class Writer:
         if last is not None:
             self._fh.truncate(self._path.stat().st_size - len(last.encode("utf-8")))
 
-    def write(self, rows: list[Row]) -> None:
-        """Add rows (in ledger order)."""
-        self._fh.writelines(r.line() for r in rows)
+    def write(self, lines: str) -> None:
+        """Add rows (``Row.line`` texts, in ledger order)."""
+        self._fh.write(lines)
 
     def finish(self, seq: int, entry_hash: str) -> None:
         """Seal the file as covering the ledger up to ``seq``."""

@@ -10,9 +10,8 @@ import contextlib
 import gc
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate
 from pathlib import Path
 
 from gitcoop import _fs, canonical, constants, ledger, pinned, records, vindex
@@ -185,6 +184,7 @@ class _Chunk:
     last: Position | None = None
     report: Report = field(default_factory=Report)
     error: str | None = None
+    rows: str = ""  # the proved attestations as index lines (a worker's: in a file)
 
 
 def _position(rec: ledger.Record) -> Position:
@@ -252,29 +252,77 @@ def _check_run_unpaused(repo: Repo, segment: ledger.Segment, first_seq: int) -> 
     return out
 
 
-def _worker(args: tuple[str, ledger.Segment, int]) -> _Chunk:
-    path, segment, first_seq = args
-    return _check_run(open_repo(path), segment, first_seq)
+def _lines(rows: list[vindex.Row]) -> str:
+    return "".join(r.line() for r in rows)
 
 
-def _runs(repo: Repo, segments: list[ledger.Segment], first_seq: int) -> Iterator[_Chunk]:
-    starts = list(accumulate((s.length for s in segments), initial=first_seq))
-    cores = len(os.sched_getaffinity(0))
-    if cores < 2 or starts[-1] - first_seq < _PARALLEL_MIN:
-        yield from (
-            _check_run(repo, seg, start) for seg, start in zip(segments, starts[:-1], strict=True)
-        )
-        return
+def _sequential(repo: Repo, tip: str, stop: str | None, first_seq: int) -> Iterator[_Chunk]:
+    # One walk first, its ids kept (40 bytes an entry), then the runs oldest first.
+    runs = list(ledger.walk_runs(repo, tip, stop, _CHUNK))
+    for seg in reversed(runs):
+        run = _check_run(repo, seg, first_seq)
+        first_seq += seg.length
+        run.rows = _lines(run.report.rows)
+        run.report.rows = []
+        yield run
+
+
+def _worker(args: tuple[str, ledger.Segment, int, str]) -> _Chunk:
+    path, segment, first_seq, rows_file = args
+    run = _check_run(open_repo(path), segment, first_seq)
+    Path(rows_file).write_text(_lines(run.report.rows), encoding="utf-8")
+    run.report.rows = []
+    return run
+
+
+def _parallel(
+    repo: Repo, tip: str, stop: str | None, first_seq: int, expected: int, cores: int
+) -> list[_Chunk] | None:
+    """Check the runs in worker processes while the chain is still being walked.
+
+    The walk goes newest first, so the runs are numbered from the count the tip's entry
+    claims; None when the walk finds another count (the sequential pass then names the
+    problem). Workers write their rows to files, read back in ledger order.
+    """
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    import tempfile
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
-    jobs = [
-        (str(repo.common_dir), seg, start) for seg, start in zip(segments, starts[:-1], strict=True)
-    ]
-    # fork: workers inherit the loaded modules, so they start in milliseconds. Each worker
-    # walks its own run, so no process ever holds the whole chain.
-    with ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("fork")) as pool:
-        yield from pool.map(_worker, jobs)
+    # fork: workers inherit the loaded modules, so they start in milliseconds.
+    pool = ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("fork"))
+    futures: list[Future[_Chunk]] = []
+    walked = 0
+    with tempfile.TemporaryDirectory(dir=local_dir(repo), prefix="verify-") as tmp:
+        try:
+            for seg in ledger.walk_runs(repo, tip, stop, _CHUNK):
+                walked += seg.length
+                start = first_seq + expected - walked
+                job = (str(repo.common_dir), seg, start, f"{tmp}/{len(futures)}")
+                futures.append(pool.submit(_worker, job))
+                # A bounded queue: runs waiting for a worker hold their ids in memory.
+                if sum(not f.done() for f in futures) > 2 * cores:
+                    wait(futures, return_when=FIRST_COMPLETED)
+            if walked != expected:
+                return None
+            runs = []
+            for i in reversed(range(len(futures))):
+                run = futures[i].result()
+                if run.error is None:
+                    run.rows = Path(f"{tmp}/{i}").read_text(encoding="utf-8")
+                runs.append(run)
+                if run.error is not None:
+                    break
+            return runs
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+
+def _expected(repo: Repo, tip: str, first_seq: int) -> int:
+    """How many entries the tip's entry says follow ``first_seq`` (a hint, checked later)."""
+    try:
+        return ledger.read_record(repo, tip).entry.seq - first_seq + 1
+    except FormatError:
+        return 0
 
 
 def verify_range(
@@ -282,27 +330,29 @@ def verify_range(
     tip: str,
     start: Position | None,
     report: Report,
-    sink: Callable[[list[vindex.Row]], None] | None = None,
+    sink: Callable[[str], None] | None = None,
 ) -> Position | None:
     """Check every entry after ``start`` up to ``tip``; return the new position.
 
     Long ranges are checked in parallel runs on every available core and stitched in
-    order; each run's proved attestations go to ``sink`` as soon as the run is linked.
-    Raises VerificationError naming the first bad entry.
+    order; each run's proved attestations go to ``sink`` (as index lines) once it is
+    linked. Raises VerificationError naming the first bad entry.
     """
-    # One core: keep the walk's ids (40 bytes an entry) so no run walks again. Several:
-    # workers walk their own runs, and no process holds the whole chain.
-    keep = len(os.sched_getaffinity(0)) < 2
+    first_seq = 0 if start is None else start.seq + 1
     stop = None if start is None else start.commit
-    runs = ledger.segments(repo, tip, stop, _CHUNK, keep=keep)
+    cores = len(os.sched_getaffinity(0))
+    expected = _expected(repo, tip, first_seq)
+    runs: Iterable[_Chunk] | None = None
+    if cores >= 2 and expected >= _PARALLEL_MIN:
+        runs = _parallel(repo, tip, stop, first_seq, expected, cores)
     pos = start
-    for run in _runs(repo, runs, 0 if start is None else start.seq + 1):
+    for run in runs if runs is not None else _sequential(repo, tip, stop, first_seq):
         if run.first is not None:
             _check_link(run.first, pos)
         if run.error is not None:
             raise VerificationError(run.error)
         if sink is not None:
-            sink(run.report.rows)
+            sink(run.rows)
         _merge(report, run.report)
         pos = run.last or pos
     return pos
