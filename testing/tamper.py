@@ -69,3 +69,18 @@ def resign_payload(data: bytes, edit: Callable[[dict], None], key: SigningKey) -
     edit(payload)
     entry["envelope"] = records.sign(payload, entry["envelope"]["payloadType"], key)
     return canonical.encode(entry)
+
+
+def relinked(entries: Entries) -> Entries:
+    """The chain renumbered with every ``prev`` recomputed: a rewrite that hides its seams."""
+    out: Entries = []
+    prev = None
+    for seq, (data, pinned) in enumerate(entries):
+        entry = json.loads(data)
+        entry["seq"] = seq
+        if seq > 0:
+            entry["prev"] = prev
+        raw = canonical.encode(entry)
+        prev = canonical.sha256_hex(raw)
+        out.append((raw, pinned))
+    return out

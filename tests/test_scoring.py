@@ -105,8 +105,11 @@ def test_protected_and_unattested_commits_earn_nothing() -> None:
         min_delta=Decimal(0),
     )
     reasons = {u.commit: u.reason for u in credit.uncredited}
-    assert reasons == {"c1": "modifies protected paths", "c2": "no verified attestation",
-                       "c3": "parent not scored"}
+    assert reasons == {
+        "c1": "modifies protected paths",
+        "c2": "no verified attestation",
+        "c3": "parent not scored",
+    }
     assert "k-bob" not in _rows(credit)
 
 

@@ -104,7 +104,8 @@ def push_ref(
 ) -> None:
     """Push ``ref`` to ``remote`` as a compare-and-swap (never a forced overwrite)."""
     lease = f"--force-with-lease={ref}:{expect or ''}"
-    git(repo_dir, "push", "--quiet", "--no-verify", lease, remote, f"{ref}:{ref}", env=env)
+    argv = ["push", "--quiet", "--no-verify", "--atomic", lease, remote, f"{ref}:{ref}"]
+    git(repo_dir, *argv, env=env)
 
 
 def fetch_refs(

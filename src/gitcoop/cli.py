@@ -295,14 +295,24 @@ def credit(
 
 
 @app.command()
-def sync(remote: Annotated[str, typer.Argument(help="The remote.")] = "origin") -> None:
+def sync(
+    remote: Annotated[str, typer.Argument(help="The remote.")] = "origin",
+    retrust: Annotated[
+        bool,
+        typer.Option(
+            "--retrust",
+            help="Accept the remote's ledger even though it does not extend the one this "
+            "clone verified there (after checking why, by other means).",
+        ),
+    ] = False,
+) -> None:
     """Fetch, verify and merge the remote's ledger, then publish the local one."""
     from gitcoop.git import open_repo
     from gitcoop.sync import sync as run
 
     with _errors():
         repo = open_repo(".")
-        result = run(repo, repo.workdir or repo.common_dir, remote)
+        result = run(repo, repo.workdir or repo.common_dir, remote, retrust=retrust)
     _say(
         f"fetched {result.fetched}, re-linked {result.relinked}, "
         f"{'pushed' if result.pushed else 'nothing to push'}"

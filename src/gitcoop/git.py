@@ -241,6 +241,16 @@ class Repo:
         ref = self._repo.references.get(name)
         return None if ref is None else str(ref.target)
 
+    def set_ref(self, name: str, target: str, message: str) -> None:
+        """Point ``name`` at ``target``, whatever it held (local bookkeeping refs only)."""
+        self._repo.create_reference_direct(name, pygit2.Oid(hex=target), True, message=message)
+
+    def delete_refs(self, prefix: str) -> None:
+        """Delete every ref whose name starts with ``prefix``."""
+        for name in self._repo.listall_references():
+            if name.startswith(prefix):
+                self._repo.references.delete(name)
+
     def refs_with_prefix(self, prefix: str) -> list[str]:
         """Return the targets of every direct ref whose name starts with ``prefix``."""
         out = []

@@ -1,28 +1,40 @@
-"""Exchange the ledger with a remote: fetch into staging, verify, fast-forward or re-link,
-then push as a compare-and-swap (never a forced overwrite)."""
+"""Exchange the ledger with a remote: fetch into an incoming namespace, check it extends what
+this clone last saw there (the remote pin), verify, fast-forward or re-link, then push as a
+compare-and-swap (never a forced overwrite).
+
+Local state moves in an order a crash cannot turn into a false alarm: the verified pin is
+always an ancestor of the local ledger.
+"""
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitcoop import _gitcli, constants, ledger
+from gitcoop import _fs, _gitcli, constants, ledger, vindex
 from gitcoop.commands import verify as verify_mod
+from gitcoop.commands.verify import Position
 from gitcoop.errors import GitOperationError, SecurityError
 from gitcoop.git import Repo
+from gitcoop.workspace import local_dir
 
 _GUARD = {constants.HOOK_GUARD_ENV: "1"}
 
 
-def _staging_prefix(remote: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", remote)[:100].lstrip(".") or "remote"
-    return f"refs/coop-remote/{safe}/"
+def _safe(remote: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", remote)[:100].lstrip(".") or "remote"
 
 
 def staging_ref(remote: str) -> str:
-    """Where a remote's ledger is fetched before it is verified."""
-    return _staging_prefix(remote) + "ledger"
+    """The remote's ledger head as this clone last verified it (a remote-tracking ref)."""
+    return f"refs/coop-remote/{_safe(remote)}/ledger"
+
+
+def _incoming_prefix(remote: str) -> str:
+    return f"refs/coop-incoming/{_safe(remote)}/"
 
 
 @dataclass(frozen=True)
@@ -34,36 +46,237 @@ class SyncResult:
     pushed: bool = False
 
 
+# --- the remote pin ---------------------------------------------------------------------
+
+
+def _pin_path(repo: Repo, remote: str) -> Path:
+    return local_dir(repo) / "remotes" / f"{_safe(remote)}.json"
+
+
+def remote_pin(repo: Repo, remote: str) -> Position | None:
+    """The remote's ledger head this clone last verified, or None before the first sync.
+
+    Raises SecurityError when the pin file is unreadable: silently trusting the remote
+    again would defeat it.
+    """
+    raw = _fs.read_or_none(_pin_path(repo, remote))
+    if raw is None:
+        return None
+    try:
+        return Position(**json.loads(raw))
+    except (ValueError, TypeError):
+        raise SecurityError(
+            f"the pin of {remote}'s ledger ({_pin_path(repo, remote)}) is unreadable",
+            hint=f"after checking the remote by other means: git coop sync {remote} --retrust",
+        ) from None
+
+
+def _write_remote_pin(repo: Repo, remote: str, pos: Position) -> None:
+    path = _pin_path(repo, remote)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _fs.atomic_write(path, json.dumps(pos.to_json()).encode())
+
+
+def _advance_remote_pin(repo: Repo, remote: str, pos: Position) -> None:
+    # Forward only, under a lock: a concurrent sync that saw a newer head keeps it.
+    path = _pin_path(repo, remote)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _fs.locked(path.with_suffix(".lock")):
+        old = remote_pin(repo, remote)
+        if old is None or (old.seq < pos.seq and repo.is_ancestor(old.commit, pos.commit)):
+            _write_remote_pin(repo, remote, pos)
+
+
+def _position_at(repo: Repo, commit: str) -> Position:
+    return verify_mod.position(ledger.read_record(repo, commit))
+
+
+# --- evidence of a rewritten remote -----------------------------------------------------
+
+
+def _parent_record(repo: Repo, rec: ledger.Record) -> ledger.Record | None:
+    return ledger.read_record(repo, rec.parents[0]) if rec.parents else None
+
+
+def _first_difference(
+    repo: Repo, pinned: str, theirs: str
+) -> tuple[int, ledger.Record, ledger.Record] | None:
+    """The lowest seq at which the two chains hold different entries, with both, or None
+    when every entry is the same. One walk down both chains, in step by seq."""
+    a: ledger.Record | None = ledger.read_record(repo, pinned)
+    b: ledger.Record | None = ledger.read_record(repo, theirs)
+    found = None
+    while a is not None and b is not None:
+        if a.entry.seq != b.entry.seq:
+            if a.entry.seq > b.entry.seq:
+                a = _parent_record(repo, a)
+            else:
+                b = _parent_record(repo, b)
+            continue
+        if a.data != b.data:
+            found = (a.entry.seq, a, b)
+        a, b = _parent_record(repo, a), _parent_record(repo, b)
+    return found
+
+
+def _evidence(repo: Repo, remote: str, pin: Position, theirs: str | None) -> tuple[str, Path]:
+    """A one-line account of how the remote departs from the pin, and a file holding both
+    versions of the first entry that differs (for anyone to check offline)."""
+    record: dict[str, object] = {"remote": remote, "pinned": pin.to_json(), "remote_head": None}
+    if theirs is None:
+        detail = "it has no ledger any more"
+    else:
+        now = _position_at(repo, theirs)
+        record["remote_head"] = now.to_json()
+        if now.seq < pin.seq and repo.is_ancestor(theirs, pin.commit):
+            detail = f"rolled back to #{now.seq} (sha256 {now.hash[:16]}, commit {theirs[:12]})"
+        else:
+            detail = f"now at #{now.seq} (sha256 {now.hash[:16]}, commit {theirs[:12]}), which "
+            diff = _first_difference(repo, pin.commit, theirs)
+            if diff is None:
+                detail += "holds the same entries in other commits"
+            else:
+                k, mine, other = diff
+                detail += f"does not extend it: entry #{k} differs"
+                record["first_difference"] = {
+                    "seq": k,
+                    "pinned": {
+                        "commit": mine.commit,
+                        "entry": mine.data.decode("utf-8", "replace"),
+                    },
+                    "remote": {
+                        "commit": other.commit,
+                        "entry": other.data.decode("utf-8", "replace"),
+                    },
+                }
+    folder = local_dir(repo) / "evidence"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{_safe(remote)}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    _fs.atomic_write(path, json.dumps(record, indent=2, sort_keys=True).encode() + b"\n")
+    return detail, path
+
+
+def _rewritten(repo: Repo, remote: str, pin: Position, theirs: str | None) -> SecurityError:
+    detail, path = _evidence(repo, remote, pin, theirs)
+    return SecurityError(
+        f"{remote} rewrote its ledger: this clone verified #{pin.seq} there (sha256 "
+        f"{pin.hash[:16]}, commit {pin.commit[:12]}); {detail}; nothing was changed here, "
+        f"evidence in {path}",
+        hint=f"compare with other clones; to accept the remote as it is now: "
+        f"git coop sync {remote} --retrust",
+    )
+
+
+# --- fetch, check, merge ----------------------------------------------------------------
+
+
 def fetch(repo: Repo, workdir: Path, remote: str) -> str | None:
-    """Fetch the remote ledger into staging; return its head or None when it has none."""
-    _gitcli.fetch_refs(workdir, remote, "refs/coop/*", _staging_prefix(remote) + "*", _GUARD)
-    return repo.ref(staging_ref(remote))
+    """Fetch the remote's ledger into the incoming namespace; return its head or None."""
+    prefix = _incoming_prefix(remote)
+    _gitcli.fetch_refs(workdir, remote, "refs/coop/*", prefix + "*", _GUARD)
+    return repo.ref(prefix + "ledger")
 
 
-def _verify_incoming(repo: Repo, remote_tip: str) -> verify_mod.Position | None:
-    start = verify_mod.read_pin(repo)
-    if start is not None and not (
-        repo.has_object(start.commit) and repo.is_ancestor(start.commit, remote_tip)
-    ):
-        start = None
-    return verify_mod.advance(repo, remote_tip, start, verify_mod.Report())
+def _drop_incoming(repo: Repo, remote: str) -> None:
+    repo.delete_refs(_incoming_prefix(remote))
 
 
-def _relink(repo: Repo, local_tip: str, remote_tip: str) -> int:
-    base = repo.merge_base(local_tip, remote_tip)
-    if base is None:
+def _check_pin(repo: Repo, remote: str, theirs: str | None, retrust: bool) -> None:
+    pin = None if retrust else remote_pin(repo, remote)
+    if pin is None:
+        return
+    if theirs is None or not (repo.has_object(pin.commit) and repo.is_ancestor(pin.commit, theirs)):
+        raise _rewritten(repo, remote, pin, theirs)
+
+
+def _start(repo: Repo, theirs: str, base: str | None) -> Position | None:
+    """Where verifying the remote's chain can start: the local pin when the remote extends
+    it, else the point where the remote left the local chain (below the pin, so verified),
+    else genesis."""
+    pin = verify_mod.read_pin(repo)
+    if pin is None or not repo.has_object(pin.commit):
+        return None
+    if repo.is_ancestor(pin.commit, theirs):
+        return pin
+    if base is not None and repo.is_ancestor(base, pin.commit):
+        return _position_at(repo, base)
+    return None
+
+
+def _record(repo: Repo, start: Position | None, lines: list[str], end: Position) -> None:
+    """Save what verifying ``start``..``end`` proved: index rows, then the pin."""
+    path = local_dir(repo) / vindex.FILE
+    if start is not None and not vindex.ends_at(path, start.seq, start.hash):
+        return  # the index is not where the pin is; the next verify rebuilds both
+    writer = vindex.Writer(path, append=start is not None)
+    try:
+        writer.write("".join(lines))
+    except BaseException:
+        writer.abort()
+        raise
+    writer.finish(end.seq, end.hash)
+    verify_mod.write_pin(repo, end)
+
+
+def _retreat_pin(repo: Repo, base: Position) -> None:
+    """Move the verified pin (and its index) back to ``base`` before the local chain past
+    it is replaced, so a crash never leaves a pin the ledger no longer contains."""
+    pin = verify_mod.read_pin(repo)
+    if pin is None or pin.commit == base.commit:
+        return
+    path = local_dir(repo) / vindex.FILE
+    if vindex.truncate(path, base.seq, base.hash, sealed=(pin.seq, pin.hash)):
+        verify_mod.write_pin(repo, base)
+    else:
+        verify_mod.clear_pin(repo)  # the next verify starts from genesis
+
+
+def _take(repo: Repo, theirs: str) -> tuple[int, int]:
+    """Verify the remote's chain and make the local ledger contain it; return (entries
+    taken, local entries re-linked on top)."""
+    ours = repo.ref(constants.LEDGER_REF)
+    if ours == theirs or (ours is not None and repo.is_ancestor(theirs, ours)):
+        return 0, 0
+    base = None if ours is None else repo.merge_base(ours, theirs)
+    if ours is not None and base is None and _origin(repo, ours) != _origin(repo, theirs):
         raise SecurityError(
             "the remote ledger has another genesis than the local one",
             hint="this clone and the remote hold different challenges",
         )
+    start = _start(repo, theirs, base)
+    lines: list[str] = []
+    end = verify_mod.verify_range(repo, theirs, start, verify_mod.Report(), lines.append)
+    if end is None:  # nothing after start: theirs is start itself
+        return 0, 0
+    shared = -1 if base is None else _position_at(repo, base).seq
+    if ours is None or repo.is_ancestor(ours, theirs):
+        repo.cas_ref(constants.LEDGER_REF, theirs, ours, "coop: fast-forward")
+        _record(repo, start, lines, end)
+        return end.seq - shared, 0
+    if start is not None:
+        _retreat_pin(repo, start)
+    else:
+        verify_mod.clear_pin(repo)  # it named an entry this clone is about to replace
+    relinked = _relink(repo, ours, theirs, base)
+    _record(repo, start, lines, end)
+    verify_mod.advance(repo, repo.ref(constants.LEDGER_REF) or theirs, end, verify_mod.Report())
+    return end.seq - shared, relinked
+
+
+def _origin(repo: Repo, tip: str) -> str:
+    head = ledger.read_record(repo, tip)
+    return head.entry.origin or ledger.entry_hash(head.data)
+
+
+def _relink(repo: Repo, ours: str, theirs: str, base: str | None) -> int:
     # Only what either side added since they parted can collide; the rest is shared.
-    theirs = {_identity(r) for r in ledger.records(repo, remote_tip, base)}
-    ours = [r for r in ledger.records(repo, local_tip, base) if _identity(r) not in theirs]
-    repo.cas_ref(constants.LEDGER_REF, remote_tip, local_tip, "coop: sync")
+    known = {_identity(r) for r in ledger.records(repo, theirs, base)}
+    mine = [r for r in ledger.records(repo, ours, base) if _identity(r) not in known]
+    repo.cas_ref(constants.LEDGER_REF, theirs, ours, "coop: sync")
     head = None
-    for rec in ours:
+    for rec in mine:
         head = ledger.append(repo, rec.entry.kind, rec.entry.key, rec.entry.envelope, after=head)
-    return len(ours)
+    return len(mine)
 
 
 def _identity(rec: ledger.Record) -> tuple[str, str]:
@@ -71,33 +284,48 @@ def _identity(rec: ledger.Record) -> tuple[str, str]:
     return rec.entry.key, str(rec.entry.envelope.get("payload"))
 
 
-def sync(repo: Repo, workdir: Path, remote: str, *, push: bool = True) -> SyncResult:
+def sync(
+    repo: Repo, workdir: Path, remote: str, *, push: bool = True, retrust: bool = False
+) -> SyncResult:
     """Bring the local ledger and the remote's into one chain and publish it.
 
-    Raises VerificationError for bad incoming entries, SecurityError for a foreign ledger,
-    GitOperationError when the remote cannot be reached or refuses the push.
+    Raises SecurityError (nothing changed locally) when the remote no longer extends what
+    this clone verified there, or holds another challenge; VerificationError for bad
+    incoming entries; GitOperationError when the remote cannot be reached or refuses.
     """
-    remote_tip = fetch(repo, workdir, remote)
-    local_tip = repo.ref(constants.LEDGER_REF)
-    fetched = relinked = 0
-    if remote_tip is not None and remote_tip != local_tip:
-        _verify_incoming(repo, remote_tip)
-        if local_tip is None or repo.is_ancestor(local_tip, remote_tip):
-            fetched = len(ledger.chain(repo, remote_tip, local_tip))
-            repo.cas_ref(constants.LEDGER_REF, remote_tip, local_tip, "coop: fast-forward")
-        elif not repo.is_ancestor(remote_tip, local_tip):
-            relinked = _relink(repo, local_tip, remote_tip)
-    local_tip = repo.ref(constants.LEDGER_REF)
-    if not push or local_tip is None or local_tip == remote_tip:
-        return SyncResult(fetched, relinked, False)
+    theirs = fetch(repo, workdir, remote)
     try:
-        _gitcli.push_ref(workdir, remote, constants.LEDGER_REF, expect=remote_tip, env=_GUARD)
+        _check_pin(repo, remote, theirs, retrust)
+        fetched, relinked = (0, 0) if theirs is None else _take(repo, theirs)
+        if theirs is not None:
+            _seen(repo, remote, theirs, retrust)
+    finally:
+        _drop_incoming(repo, remote)
+    ours = repo.ref(constants.LEDGER_REF)
+    if not push or ours is None or ours == theirs:
+        return SyncResult(fetched, relinked, False)
+    _push(repo, workdir, remote, ours, theirs)
+    return SyncResult(fetched, relinked, True)
+
+
+def _seen(repo: Repo, remote: str, theirs: str, retrust: bool) -> None:
+    """Remember the remote's head as verified: the staging ref and the remote pin."""
+    repo.set_ref(staging_ref(remote), theirs, "coop: fetched")
+    pos = _position_at(repo, theirs)
+    if retrust:
+        _write_remote_pin(repo, remote, pos)
+    else:
+        _advance_remote_pin(repo, remote, pos)
+
+
+def _push(repo: Repo, workdir: Path, remote: str, ours: str, theirs: str | None) -> None:
+    try:
+        _gitcli.push_ref(workdir, remote, constants.LEDGER_REF, expect=theirs, env=_GUARD)
     except GitOperationError as exc:
         raise GitOperationError(
             f"could not publish the ledger to {remote}: {exc.message}", hint="run: git coop sync"
         ) from None
-    repo.cas_ref(staging_ref(remote), local_tip, remote_tip, "coop: published")
-    return SyncResult(fetched, relinked, True)
+    _seen(repo, remote, ours, retrust=False)
 
 
 def publish(repo: Repo, workdir: Path, remote: str) -> bool:
@@ -105,12 +333,12 @@ def publish(repo: Repo, workdir: Path, remote: str) -> bool:
 
     Returns whether anything was pushed.
     """
-    local, known = repo.ref(constants.LEDGER_REF), repo.ref(staging_ref(remote))
-    if local is None or local == known:
+    ours, known = repo.ref(constants.LEDGER_REF), repo.ref(staging_ref(remote))
+    if ours is None or ours == known:
         return False
     try:
         _gitcli.push_ref(workdir, remote, constants.LEDGER_REF, expect=known, env=_GUARD)
     except GitOperationError:
         return sync(repo, workdir, remote).pushed
-    repo.cas_ref(staging_ref(remote), local, known, "coop: published")
+    _seen(repo, remote, ours, retrust=False)
     return True

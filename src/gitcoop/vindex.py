@@ -76,6 +76,22 @@ def ends_at(path: Path, seq: int, entry_hash: str) -> bool:
     return _last_line(path) == _trailer(seq, entry_hash)
 
 
+def truncate(path: Path, seq: int, entry_hash: str, *, sealed: tuple[int, str]) -> bool:
+    """Cut a file sealed at ``sealed`` (seq, hash) back to the entry ``seq`` with
+    ``entry_hash``, an earlier entry of the same chain (the caller knows it is); return
+    False, changing nothing, when the file is not sealed there."""
+    if sealed[0] < seq or not ends_at(path, *sealed):
+        return False
+    keep: list[str] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith(f'["{_TRAILER}"') or int(line[1 : line.index(",")]) > seq:
+                break
+            keep.append(line)
+    _fs.atomic_write(path, ("".join(keep) + _trailer(seq, entry_hash)).encode("utf-8"))
+    return True
+
+
 class Writer:
     """Writes rows for a verification in progress: a fresh file, or an append to one that
     ends where the verification starts."""

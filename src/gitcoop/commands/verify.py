@@ -187,7 +187,8 @@ class _Chunk:
     rows: str = ""  # the proved attestations as index lines (a worker's: in a file)
 
 
-def _position(rec: ledger.Record) -> Position:
+def position(rec: ledger.Record) -> Position:
+    """Where verification stands once ``rec`` is checked."""
     e, h = rec.entry, ledger.entry_hash(rec.data)
     return Position(rec.commit, e.seq, h, e.origin or h, e.challenge, rec.pinned_tree)
 
@@ -238,7 +239,7 @@ def _check_run_unpaused(repo: Repo, segment: ledger.Segment, first_seq: int) -> 
             att = _check_one(repo, rec, out.report)
             if att is not None:
                 atts.append((rec.entry.seq, att))
-            pos = _position(rec)
+            pos = position(rec)
             out.report.checked += 1
     except VerificationError as exc:
         error = exc
@@ -413,6 +414,12 @@ def read_pin(repo: Repo) -> Position | None:
 def write_pin(repo: Repo, pos: Position) -> None:
     """Remember ``pos`` as verified (atomic write)."""
     _fs.atomic_write(_pin_path(repo), json.dumps(pos.to_json()).encode())
+
+
+def clear_pin(repo: Repo) -> None:
+    """Forget the verified position: the next verify checks the whole ledger."""
+    _pin_path(repo).unlink(missing_ok=True)
+    _fs.fsync_dir(_pin_path(repo).parent)
 
 
 def _rewritten(repo: Repo, tip: str, pin: Position) -> SecurityError:
