@@ -279,7 +279,13 @@ class Repo:
             raise LedgerConflict(f"{name} was created while writing") from None
         except (pygit2.GitError, OSError) as exc:
             # libgit2 reports a held lock file as OSError ("failed to lock file").
-            raise LedgerConflict(f"{name} could not be updated: {exc}") from None
+            lock = self.common_dir / f"{name}.lock"
+            raise LedgerConflict(
+                f"{name} could not be updated: {exc}",
+                hint=f"if no other git or gitcoop process is running, remove {lock}"
+                if lock.exists()
+                else "try again",
+            ) from None
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Whether ``ancestor`` is reachable from ``descendant`` (or equal to it)."""

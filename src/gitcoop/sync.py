@@ -9,6 +9,7 @@ always an ancestor of the local ledger.
 from __future__ import annotations
 
 import json
+import random
 import re
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 from gitcoop import _fs, _gitcli, constants, ledger, vindex
 from gitcoop.commands import verify as verify_mod
 from gitcoop.commands.verify import Position
-from gitcoop.errors import GitOperationError, SecurityError
+from gitcoop.errors import GitOperationError, LedgerConflict, SecurityError
 from gitcoop.git import Repo
 from gitcoop.workspace import local_dir
 
@@ -284,15 +285,12 @@ def _identity(rec: ledger.Record) -> tuple[str, str]:
     return rec.entry.key, str(rec.entry.envelope.get("payload"))
 
 
-def sync(
-    repo: Repo, workdir: Path, remote: str, *, push: bool = True, retrust: bool = False
-) -> SyncResult:
-    """Bring the local ledger and the remote's into one chain and publish it.
+_ATTEMPTS = 8  # pushes lost to other clones before giving up
 
-    Raises SecurityError (nothing changed locally) when the remote no longer extends what
-    this clone verified there, or holds another challenge; VerificationError for bad
-    incoming entries; GitOperationError when the remote cannot be reached or refuses.
-    """
+
+def _pull(repo: Repo, workdir: Path, remote: str, retrust: bool) -> tuple[str | None, int, int]:
+    """Fetch, check against the pin, verify and take the remote's ledger: (its head,
+    entries taken, local entries re-linked)."""
     theirs = fetch(repo, workdir, remote)
     try:
         _check_pin(repo, remote, theirs, retrust)
@@ -301,11 +299,36 @@ def sync(
             _seen(repo, remote, theirs, retrust)
     finally:
         _drop_incoming(repo, remote)
-    ours = repo.ref(constants.LEDGER_REF)
-    if not push or ours is None or ours == theirs:
-        return SyncResult(fetched, relinked, False)
-    _push(repo, workdir, remote, ours, theirs)
-    return SyncResult(fetched, relinked, True)
+    return theirs, fetched, relinked
+
+
+def sync(
+    repo: Repo, workdir: Path, remote: str, *, push: bool = True, retrust: bool = False
+) -> SyncResult:
+    """Bring the local ledger and the remote's into one chain and publish it; a push lost
+    to another clone is retried on top of what that clone published (a few times).
+
+    Raises SecurityError (nothing changed locally) when the remote no longer extends what
+    this clone verified there, or holds another challenge; VerificationError for bad
+    incoming entries; GitOperationError when the remote cannot be reached or refuses.
+    """
+    fetched = 0
+    for attempt in range(_ATTEMPTS):
+        theirs, taken, relinked = _pull(repo, workdir, remote, retrust and attempt == 0)
+        fetched += taken
+        ours = repo.ref(constants.LEDGER_REF)
+        if not push or ours is None or ours == theirs:
+            return SyncResult(fetched, relinked, False)
+        try:
+            _push(repo, workdir, remote, ours, theirs)
+        except LedgerConflict:
+            time.sleep(random.uniform(0, 0.05 * (attempt + 1)))  # noqa: S311 - jitter
+            continue
+        return SyncResult(fetched, relinked, True)
+    raise LedgerConflict(
+        f"other clones kept publishing to {remote} first ({_ATTEMPTS} tries); nothing was lost",
+        hint="run: git coop sync",
+    )
 
 
 def _seen(repo: Repo, remote: str, theirs: str, retrust: bool) -> None:
@@ -319,11 +342,15 @@ def _seen(repo: Repo, remote: str, theirs: str, retrust: bool) -> None:
 
 
 def _push(repo: Repo, workdir: Path, remote: str, ours: str, theirs: str | None) -> None:
+    """Push ``ours`` over ``theirs`` as a compare-and-swap; raises LedgerConflict when the
+    remote moved meanwhile, GitOperationError when it refuses or cannot be reached."""
     try:
         _gitcli.push_ref(workdir, remote, constants.LEDGER_REF, expect=theirs, env=_GUARD)
     except GitOperationError as exc:
         raise GitOperationError(
-            f"could not publish the ledger to {remote}: {exc.message}", hint="run: git coop sync"
+            f"could not publish the ledger to {remote}: {exc.message}; "
+            "it is kept here, with everything it held",
+            hint="run `git coop sync` again once the remote takes pushes",
         ) from None
     _seen(repo, remote, ours, retrust=False)
 
@@ -337,8 +364,7 @@ def publish(repo: Repo, workdir: Path, remote: str) -> bool:
     if ours is None or ours == known:
         return False
     try:
-        _gitcli.push_ref(workdir, remote, constants.LEDGER_REF, expect=known, env=_GUARD)
-    except GitOperationError:
+        _push(repo, workdir, remote, ours, known)
+    except LedgerConflict:
         return sync(repo, workdir, remote).pushed
-    _seen(repo, remote, ours, retrust=False)
     return True
