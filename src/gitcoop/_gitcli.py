@@ -8,12 +8,11 @@ direct ``subprocess`` call and not GitPython.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from gitcoop.errors import GitOperationError, LedgerConflict
+from gitcoop.errors import GitOperationError
 
 
 def _clean_env(extra: Mapping[str, str] | None) -> dict[str, str]:
@@ -65,16 +64,10 @@ def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
         ) from None
     if proc.returncode != 0:
         complaint = proc.stderr.decode("utf-8", errors="replace")
-        if args[0] == "push" and _LOST_RACE.search(complaint):
-            raise LedgerConflict("another clone published to the remote first")
         detail = complaint.strip().splitlines()
         last = detail[-1].strip() if detail else f"exit status {proc.returncode}"
         raise GitOperationError(f"git {args[0]} failed: {last}")
     return proc.stdout.decode("utf-8", errors="replace").rstrip("\n")
-
-
-# How git reports a push refused because the remote ref is not what the lease expected.
-_LOST_RACE = re.compile(r"\[rejected\].*\((stale info|fetch first|non-fast-forward)\)")
 
 
 def worktree_add(repo_dir: Path, path: Path, commit: str) -> None:

@@ -312,22 +312,35 @@ def sync(
     this clone verified there, or holds another challenge; VerificationError for bad
     incoming entries; GitOperationError when the remote cannot be reached or refuses.
     """
-    fetched = 0
+    fetched, refused, refused_over = 0, None, None
     for attempt in range(_ATTEMPTS):
         theirs, taken, relinked = _pull(repo, workdir, remote, retrust and attempt == 0)
+        if refused is not None and theirs == refused_over:
+            raise _kept(remote, refused)  # the remote did not move: it refused the push
         fetched += taken
         ours = repo.ref(constants.LEDGER_REF)
         if not push or ours is None or ours == theirs:
             return SyncResult(fetched, relinked, False)
         try:
-            _push(repo, workdir, remote, ours, theirs)
-        except LedgerConflict:
+            _gitcli.push_ref(workdir, remote, constants.LEDGER_REF, expect=theirs, env=_GUARD)
+        except GitOperationError as exc:
+            # Lost to another clone, or refused: the next fetch tells which.
+            refused, refused_over = exc, theirs
             time.sleep(random.uniform(0, 0.05 * (attempt + 1)))  # noqa: S311 - jitter
             continue
+        _seen(repo, remote, ours, retrust=False)
         return SyncResult(fetched, relinked, True)
     raise LedgerConflict(
         f"other clones kept publishing to {remote} first ({_ATTEMPTS} tries); nothing was lost",
         hint="run: git coop sync",
+    )
+
+
+def _kept(remote: str, exc: GitOperationError) -> GitOperationError:
+    return GitOperationError(
+        f"could not publish the ledger to {remote}: {exc.message}; "
+        "it is kept here, with everything it held",
+        hint="run `git coop sync` again once the remote takes pushes",
     )
 
 
@@ -341,20 +354,6 @@ def _seen(repo: Repo, remote: str, theirs: str, retrust: bool) -> None:
         _advance_remote_pin(repo, remote, pos)
 
 
-def _push(repo: Repo, workdir: Path, remote: str, ours: str, theirs: str | None) -> None:
-    """Push ``ours`` over ``theirs`` as a compare-and-swap; raises LedgerConflict when the
-    remote moved meanwhile, GitOperationError when it refuses or cannot be reached."""
-    try:
-        _gitcli.push_ref(workdir, remote, constants.LEDGER_REF, expect=theirs, env=_GUARD)
-    except GitOperationError as exc:
-        raise GitOperationError(
-            f"could not publish the ledger to {remote}: {exc.message}; "
-            "it is kept here, with everything it held",
-            hint="run `git coop sync` again once the remote takes pushes",
-        ) from None
-    _seen(repo, remote, ours, retrust=False)
-
-
 def publish(repo: Repo, workdir: Path, remote: str) -> bool:
     """Push the local ledger over the remote head fetched last; on a lost race, sync again.
 
@@ -364,7 +363,8 @@ def publish(repo: Repo, workdir: Path, remote: str) -> bool:
     if ours is None or ours == known:
         return False
     try:
-        _push(repo, workdir, remote, ours, known)
-    except LedgerConflict:
-        return sync(repo, workdir, remote).pushed
+        _gitcli.push_ref(workdir, remote, constants.LEDGER_REF, expect=known, env=_GUARD)
+    except GitOperationError:
+        return sync(repo, workdir, remote).pushed  # it names a refusal; a lost race, retried
+    _seen(repo, remote, ours, retrust=False)
     return True
