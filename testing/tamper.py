@@ -84,3 +84,21 @@ def relinked(entries: Entries) -> Entries:
         prev = canonical.sha256_hex(raw)
         out.append((raw, pinned))
     return out
+
+
+def rewrite_tip(
+    repo_path: Path, edit: Callable[[bytes], bytes], ref: str = "refs/coop/ledger"
+) -> str:
+    """Replace the newest entry by ``edit(its bytes)``, on the same parent: to a remote that
+    has the parent, pushing it is a fast-forward."""
+    repo = pygit2.Repository(str(repo_path))
+    tip = repo.revparse_single(ref)
+    assert isinstance(tip, pygit2.Commit)
+    data = bytes(repo[tip.tree["entry.json"].id].data)
+    tb = repo.TreeBuilder()
+    tb.insert("entry.json", repo.create_blob(edit(data)), pygit2.enums.FileMode.BLOB)
+    tb.insert("challenge", tip.tree["challenge"].id, pygit2.enums.FileMode.TREE)
+    sig = pygit2.Signature("gitcoop", "gitcoop@localhost", 0, 0)
+    oid = repo.create_commit(None, sig, sig, "tampered\n", tb.write(), tip.parent_ids)
+    repo.references.create(ref, oid, force=True)
+    return str(oid)

@@ -57,9 +57,9 @@ def test_pure_modules_do_no_io(name: str) -> None:
     assert not _imports(SRC / name) & {"os", "subprocess", "pathlib", "shutil", "sys"}
 
 
-def test_only_the_cli_and_the_hook_print() -> None:
+def test_only_the_cli_and_the_hooks_print() -> None:
     for path in MODULES:
-        if path.name in {"cli.py", "hook.py"}:
+        if path.name in {"cli.py", "hook.py", "server.py"}:
             continue
         tree = ast.parse(path.read_text())
         prints = [

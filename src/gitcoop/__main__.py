@@ -7,6 +7,10 @@ import sys
 
 def main() -> int:
     """Entry point of `git-coop` and `python -m gitcoop`; returns the exit code."""
+    if len(sys.argv) > 2 and sys.argv[1:3] == ["hook-impl", "pre-receive"]:
+        from gitcoop.commands.server import main as server_main
+
+        return server_main(sys.argv[3:])
     if len(sys.argv) > 1 and sys.argv[1] == "hook-impl":
         from gitcoop.commands.hook import main
 

@@ -128,3 +128,8 @@ def fetch_refs(
         f"+{pattern}:{into}",
         env=env,
     )
+
+
+def run_hook(path: Path, argv: list[str], stdin: bytes) -> int:
+    """Run a kept foreign hook with git's arguments and input; return its exit status."""
+    return subprocess.run([str(path), *argv], input=stdin, check=False).returncode

@@ -28,6 +28,11 @@ key_app = typer.Typer(help="Show or create your signing key.", no_args_is_help=T
 hook_app = typer.Typer(help="Install or remove the pre-push hook.", no_args_is_help=True)
 app.add_typer(key_app, name="key")
 app.add_typer(hook_app, name="hook")
+server_app = typer.Typer(
+    help="Guard a server's repository: refuse ledger updates that are not valid appends.",
+    no_args_is_help=True,
+)
+app.add_typer(server_app, name="server")
 
 
 class Direction(StrEnum):
@@ -344,6 +349,18 @@ def key_generate() -> None:
             email = "unknown@localhost"
         k = keys.generate(home, comment=email)
     _say(f"created {k.path}\n{k.public_openssh}\n{k.keyid}")
+
+
+@server_app.command("install")
+def server_install(
+    path: Annotated[str, typer.Argument(help="The server's repository (bare or not).")] = ".",
+) -> None:
+    """Install the pre-receive guard in a repository that clones push to."""
+    from gitcoop.commands.server import install
+
+    with _errors():
+        hook = install(path)
+    _say(f"installed {hook}")
 
 
 @hook_app.command("install")

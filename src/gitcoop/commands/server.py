@@ -1,0 +1,176 @@
+"""The server-side guard: a pre-receive hook that refuses any update of ``refs/coop/*``
+that is not a valid append to the challenge's ledger.
+
+A push may only grow the ledger: a fast-forward whose new entries link, carry good
+signatures, and are signed by keys the challenge knows (its genesis trust list, or
+``.coop/allowed_signers`` on the challenge branch as this push leaves it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitcoop import _fs, _gitcli, canonical, constants, keys, ledger, pinned, records, resources
+from gitcoop.commands import verify as verify_mod
+from gitcoop.errors import ConfigError, ExitCode, GitcoopError, VerificationError
+from gitcoop.git import ZERO, Repo, open_repo
+
+HOOK = "pre-receive"
+MARKER = "# gitcoop-hook"
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Update:
+    """One line of git's pre-receive input."""
+
+    old: str
+    new: str
+    ref: str
+
+
+def parse_updates(data: bytes) -> list[Update]:
+    """Parse pre-receive stdin (``<old> <new> <ref>`` lines)."""
+    out = []
+    for raw in data.decode("utf-8", errors="replace").splitlines():
+        parts = raw.split()
+        if len(parts) == 3:
+            out.append(Update(*parts))
+    return out
+
+
+def install(path: str | Path) -> Path:
+    """Install the guard in the repository at ``path`` (a server's bare repository); a
+    foreign pre-receive hook is kept as ``pre-receive.legacy`` and still runs first.
+
+    Raises ConfigError when that would overwrite a kept hook, or ``path`` is no repository.
+    """
+    repo = open_repo(path)
+    directory = (
+        repo.common_dir / _gitcli.git(repo.common_dir, "rev-parse", "--git-path", "hooks")
+    ).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    hook, legacy = directory / HOOK, directory / f"{HOOK}.legacy"
+    if hook.exists() and MARKER not in hook.read_text(encoding="utf-8", errors="replace"):
+        if legacy.exists():
+            raise ConfigError(
+                f"both {hook} and {legacy} exist", hint="merge them into one, then run this again"
+            )
+        os.replace(hook, legacy)
+    text = resources.read_text("hooks", HOOK).replace(
+        "@INSTALL_PYTHON@", shlex.quote(sys.executable)
+    )
+    _fs.atomic_write(hook, text.encode(), mode=0o755)
+    return hook
+
+
+def _trusted(repo: Repo, tip: str, updates: list[Update]) -> set[str]:
+    """Fingerprints of the keys the challenge knows after this push."""
+    genesis = _genesis(repo, tip)
+    obj = canonical.decode(
+        records.open_payload(
+            genesis.entry.envelope, genesis.entry.key, constants.EVENT_PAYLOAD_TYPE
+        )[0]
+    )
+    event = records.parse_event(obj, "genesis")
+    lines = [str(t) for t in event.body.get("trust", [])]
+    head = ledger.read_record(repo, tip)
+    challenge = pinned.load(repo, head.pinned_tree, head.entry.challenge).challenge
+    branch = f"refs/heads/{challenge.branch}"
+    moved = [u.new for u in updates if u.ref == branch and u.new != ZERO]
+    commit = moved[0] if moved else repo.ref(branch)
+    if commit is not None:
+        blob = repo.blob_at(commit, constants.SIGNERS_FILE)
+        if blob is not None:
+            lines += blob.decode("utf-8", errors="replace").splitlines()
+    return {fp for line in lines if (fp := _fingerprint(line)) is not None}
+
+
+_KEY = re.compile(r"ssh-ed25519\s+[A-Za-z0-9+/=]+")
+
+
+def _fingerprint(line: str) -> str | None:
+    found = None if line.lstrip().startswith("#") else _KEY.search(line)
+    if found is None:
+        return None
+    try:
+        return keys.public_with_fingerprint(found.group())[1]
+    except GitcoopError:
+        return None
+
+
+def _genesis(repo: Repo, tip: str) -> ledger.Record:
+    commit = tip
+    while True:
+        rec = ledger.read_record(repo, commit)
+        if not rec.parents:
+            return rec
+        commit = rec.parents[0]
+
+
+def check(repo: Repo, update: Update, updates: list[Update]) -> str | None:
+    """Why ``update`` must be refused, or None when it is a valid append."""
+    if update.ref != constants.LEDGER_REF:
+        return f"gitcoop keeps nothing but {constants.LEDGER_REF} under refs/coop/"
+    if update.new == ZERO:
+        return "the ledger cannot be deleted"
+    if update.old != ZERO and not repo.is_ancestor(update.old, update.new):
+        return "not a fast-forward: the ledger only grows, and this push would rewrite it"
+    start = None
+    if update.old != ZERO:
+        start = verify_mod.position(ledger.read_record(repo, update.old))
+    try:
+        verify_mod.verify_range(repo, update.new, start, verify_mod.Report())
+        trusted = _trusted(repo, update.new, updates)
+        stop = None if update.old == ZERO else update.old
+        for rec in ledger.records(repo, update.new, stop):
+            _, keyid = keys.public_with_fingerprint(rec.entry.key)
+            if keyid not in trusted:
+                return (
+                    f"ledger entry #{rec.entry.seq} is signed by {keyid}, a key this "
+                    f"challenge does not know (add it to {constants.SIGNERS_FILE})"
+                )
+    except GitcoopError as exc:
+        return exc.message
+    return None
+
+
+def pre_receive(stdin: bytes, report: Report) -> int:
+    """Run the guard; return the exit code git should see (non-zero refuses the push)."""
+    repo = open_repo(".")
+    legacy = repo.common_dir / "hooks" / f"{HOOK}.legacy"
+    if legacy.exists() and os.access(legacy, os.X_OK):
+        code = _gitcli.run_hook(legacy, [], stdin)
+        if code != 0:
+            return code
+    updates = parse_updates(stdin)
+    for update in updates:
+        if not update.ref.startswith("refs/coop/"):
+            continue
+        problem = check(repo, update, updates)
+        if problem is not None:
+            report(f"gitcoop: refusing {update.ref}: {problem}")
+            return int(ExitCode.CHECK_FAILED)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``python -m gitcoop hook-impl pre-receive``."""
+    del argv  # git passes the pre-receive hook no arguments
+
+    def report(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    try:
+        return pre_receive(sys.stdin.buffer.read(), report)
+    except VerificationError as exc:
+        report(f"gitcoop: refusing the push: {exc}")
+    except GitcoopError as exc:
+        report(f"gitcoop: cannot check this push: {exc}")
+    return int(ExitCode.CHECK_FAILED)
