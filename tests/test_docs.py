@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gitcoop.cli import app, hook_app, key_app
+from gitcoop.cli import app, hook_app, key_app, server_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,6 +17,7 @@ def _commands() -> list[str]:
     names = [c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands]
     names += [f"key {c.name}" for c in key_app.registered_commands]
     names += [f"hook {c.name}" for c in hook_app.registered_commands]
+    names += [f"server {c.name}" for c in server_app.registered_commands]
     return names
 
 

@@ -128,7 +128,7 @@ def test_an_older_head_never_replaces_a_newer_pin(pinned: tuple[Player, Player])
     newer = remote_pin(repo, "origin")
     assert newer is not None
     older = position(ledger.read_record(repo, repo.parent_ids(newer.commit)[0]))
-    sync._advance_remote_pin(repo, "origin", older)
+    sync._advance_remote_pin(repo, "origin", older, None)
     assert remote_pin(repo, "origin") == newer
 
 

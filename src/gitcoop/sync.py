@@ -78,14 +78,19 @@ def _write_remote_pin(repo: Repo, remote: str, pos: Position) -> None:
     _fs.atomic_write(path, json.dumps(pos.to_json()).encode())
 
 
-def _advance_remote_pin(repo: Repo, remote: str, pos: Position) -> None:
-    # Forward only, under a lock: a concurrent sync that saw a newer head keeps it.
+def _advance_remote_pin(repo: Repo, remote: str, pos: Position, proven: Position | None) -> None:
+    """Move the pin to ``pos``, forward only, under a lock: a concurrent sync that saw a
+    newer head keeps it. ``proven`` is a pin already known to be an ancestor of ``pos``."""
     path = _pin_path(repo, remote)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _fs.locked(path.with_suffix(".lock")):
         old = remote_pin(repo, remote)
-        if old is None or (old.seq < pos.seq and repo.is_ancestor(old.commit, pos.commit)):
+        if old is None or old == proven or _extends(repo, pos, old):
             _write_remote_pin(repo, remote, pos)
+
+
+def _extends(repo: Repo, pos: Position, old: Position) -> bool:
+    return old.seq < pos.seq and repo.is_ancestor(old.commit, pos.commit)
 
 
 def _position_at(repo: Repo, commit: str) -> Position:
@@ -182,26 +187,26 @@ def _drop_incoming(repo: Repo, remote: str) -> None:
     repo.delete_refs(_incoming_prefix(remote))
 
 
-def _check_pin(repo: Repo, remote: str, theirs: str | None, retrust: bool) -> None:
+def _check_pin(repo: Repo, remote: str, theirs: str | None, retrust: bool) -> Position | None:
+    """The remote pin, once ``theirs`` is shown to extend it; raises SecurityError."""
     pin = None if retrust else remote_pin(repo, remote)
     if pin is None:
-        return
+        return None
     if theirs is None or not (repo.has_object(pin.commit) and repo.is_ancestor(pin.commit, theirs)):
         raise _rewritten(repo, remote, pin, theirs)
+    return pin
 
 
-def _start(repo: Repo, theirs: str, base: str | None) -> Position | None:
-    """Where verifying the remote's chain can start: the local pin when the remote extends
-    it, else the point where the remote left the local chain (below the pin, so verified),
-    else genesis."""
+def _start(repo: Repo, base: str | None) -> Position | None:
+    """Where verifying the remote's chain can start: the local pin when the remote's chain
+    holds it, else the point where the two chains part (below the pin, so verified), else
+    genesis. The pin lies on the local chain, so comparing it with ``base`` suffices."""
     pin = verify_mod.read_pin(repo)
-    if pin is None or not repo.has_object(pin.commit):
+    if pin is None or base is None or not repo.has_object(pin.commit):
         return None
-    if repo.is_ancestor(pin.commit, theirs):
+    if pin.commit == base or repo.is_ancestor(pin.commit, base):
         return pin
-    if base is not None and repo.is_ancestor(base, pin.commit):
-        return _position_at(repo, base)
-    return None
+    return _position_at(repo, base) if repo.is_ancestor(base, pin.commit) else None
 
 
 def _record(repo: Repo, start: Position | None, lines: list[str], end: Position) -> None:
@@ -236,21 +241,21 @@ def _take(repo: Repo, theirs: str) -> tuple[int, int]:
     """Verify the remote's chain and make the local ledger contain it; return (entries
     taken, local entries re-linked on top)."""
     ours = repo.ref(constants.LEDGER_REF)
-    if ours == theirs or (ours is not None and repo.is_ancestor(theirs, ours)):
-        return 0, 0
     base = None if ours is None else repo.merge_base(ours, theirs)
+    if base == theirs:
+        return 0, 0  # the remote is behind: nothing to take
     if ours is not None and base is None and _origin(repo, ours) != _origin(repo, theirs):
         raise SecurityError(
             "the remote ledger has another genesis than the local one",
             hint="this clone and the remote hold different challenges",
         )
-    start = _start(repo, theirs, base)
+    start = _start(repo, base)
     lines: list[str] = []
     end = verify_mod.verify_range(repo, theirs, start, verify_mod.Report(), lines.append)
     if end is None:  # nothing after start: theirs is start itself
         return 0, 0
     shared = -1 if base is None else _position_at(repo, base).seq
-    if ours is None or repo.is_ancestor(ours, theirs):
+    if ours is None or base == ours:
         repo.cas_ref(constants.LEDGER_REF, theirs, ours, "coop: fast-forward")
         _record(repo, start, lines, end)
         return end.seq - shared, 0
@@ -288,18 +293,19 @@ def _identity(rec: ledger.Record) -> tuple[str, str]:
 _ATTEMPTS = 8  # pushes lost to other clones before giving up
 
 
-def _pull(repo: Repo, workdir: Path, remote: str, retrust: bool) -> tuple[str | None, int, int]:
-    """Fetch, check against the pin, verify and take the remote's ledger: (its head,
-    entries taken, local entries re-linked)."""
+def _pull(
+    repo: Repo, workdir: Path, remote: str, retrust: bool
+) -> tuple[str | None, Position | None, int, int]:
+    """Fetch, check against the pin, verify and take the remote's ledger: (its head, its
+    position, entries taken, local entries re-linked)."""
     theirs = fetch(repo, workdir, remote)
     try:
-        _check_pin(repo, remote, theirs, retrust)
+        proven = _check_pin(repo, remote, theirs, retrust)
         fetched, relinked = (0, 0) if theirs is None else _take(repo, theirs)
-        if theirs is not None:
-            _seen(repo, remote, theirs, retrust)
+        pos = None if theirs is None else _seen(repo, remote, theirs, proven, retrust=retrust)
     finally:
         _drop_incoming(repo, remote)
-    return theirs, fetched, relinked
+    return theirs, pos, fetched, relinked
 
 
 def sync(
@@ -314,7 +320,7 @@ def sync(
     """
     fetched, refused, refused_over = 0, None, None
     for attempt in range(_ATTEMPTS):
-        theirs, taken, relinked = _pull(repo, workdir, remote, retrust and attempt == 0)
+        theirs, pinned_at, taken, relinked = _pull(repo, workdir, remote, retrust and attempt == 0)
         if refused is not None and theirs == refused_over:
             raise _kept(remote, refused)  # the remote did not move: it refused the push
         fetched += taken
@@ -328,7 +334,7 @@ def sync(
             refused, refused_over = exc, theirs
             time.sleep(random.uniform(0, 0.05 * (attempt + 1)))  # noqa: S311 - jitter
             continue
-        _seen(repo, remote, ours, retrust=False)
+        _seen(repo, remote, ours, pinned_at, retrust=False)  # ours contains theirs
         return SyncResult(fetched, relinked, True)
     raise LedgerConflict(
         f"other clones kept publishing to {remote} first ({_ATTEMPTS} tries); nothing was lost",
@@ -344,14 +350,18 @@ def _kept(remote: str, exc: GitOperationError) -> GitOperationError:
     )
 
 
-def _seen(repo: Repo, remote: str, theirs: str, retrust: bool) -> None:
-    """Remember the remote's head as verified: the staging ref and the remote pin."""
-    repo.set_ref(staging_ref(remote), theirs, "coop: fetched")
-    pos = _position_at(repo, theirs)
+def _seen(
+    repo: Repo, remote: str, head: str, proven: Position | None, *, retrust: bool
+) -> Position:
+    """Remember the remote's head as verified (the staging ref and the remote pin); return
+    its position. ``proven``: the pin ``head`` is known to extend."""
+    repo.set_ref(staging_ref(remote), head, "coop: fetched")
+    pos = _position_at(repo, head)
     if retrust:
         _write_remote_pin(repo, remote, pos)
     else:
-        _advance_remote_pin(repo, remote, pos)
+        _advance_remote_pin(repo, remote, pos, proven)
+    return pos
 
 
 def publish(repo: Repo, workdir: Path, remote: str) -> bool:
@@ -366,5 +376,5 @@ def publish(repo: Repo, workdir: Path, remote: str) -> bool:
         _gitcli.push_ref(workdir, remote, constants.LEDGER_REF, expect=known, env=_GUARD)
     except GitOperationError:
         return sync(repo, workdir, remote).pushed  # it names a refusal; a lost race, retried
-    _seen(repo, remote, ours, retrust=False)
+    _seen(repo, remote, ours, None, retrust=False)
     return True
