@@ -77,9 +77,13 @@ def worktree_add(repo_dir: Path, path: Path, commit: str) -> None:
     git(repo_dir, "worktree", "lock", "--reason", "gitcoop scoring worktree", str(path))
 
 
-def worktree_switch(path: Path, commit: str) -> None:
-    """Switch a scoring worktree to ``commit``, dropping every untracked or ignored file."""
+def worktree_checkout(path: Path, commit: str) -> None:
+    """Switch a scoring worktree to ``commit``, discarding changes to tracked files."""
     git(path, "checkout", "--detach", "--force", "--quiet", commit)
+
+
+def worktree_clean(path: Path) -> None:
+    """Remove every untracked or ignored file and directory from a worktree."""
     git(path, "clean", "-ffdxq")
 
 
