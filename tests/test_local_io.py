@@ -1,4 +1,5 @@
-"""Local I/O helpers: cache writes stay atomic without paying for a directory fsync."""
+"""Local I/O helpers: background git commands are always collected, and cache writes stay
+atomic without paying for a directory fsync."""
 
 from __future__ import annotations
 
@@ -6,7 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from gitcoop import _fs
+from gitcoop import _fs, _gitcli
+from gitcoop.errors import GitOperationError
+
+
+def test_a_background_git_is_finished_even_when_the_caller_fails(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), _gitcli.Running(tmp_path, ("init", "-q", "x"), None) as g:
+        raise RuntimeError("the caller gave up")
+    assert (tmp_path / "x/.git").is_dir()
+    assert g.wait() == ""
+
+
+def test_a_background_git_reports_git_s_complaint(tmp_path: Path) -> None:
+    with pytest.raises(GitOperationError, match=r"git fetch failed: .*not a git repository"):
+        _gitcli.Running(tmp_path, ("fetch", str(tmp_path / "gone")), None).wait()
 
 
 @pytest.mark.parametrize("durable", [True, False])

@@ -6,11 +6,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitcoop import _gitcli, constants, ledger
-from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import GitOperationError, SecurityError
 from gitcoop.git import Repo
+
+if TYPE_CHECKING:
+    from gitcoop.commands import verify as verify_mod
 
 _GUARD = {constants.HOOK_GUARD_ENV: "1"}
 
@@ -34,13 +37,25 @@ class SyncResult:
     pushed: bool = False
 
 
-def fetch(repo: Repo, workdir: Path, remote: str) -> str | None:
-    """Fetch the remote ledger into staging; return its head or None when it has none."""
-    _gitcli.fetch_refs(workdir, remote, "refs/coop/*", _staging_prefix(remote) + "*", _GUARD)
+def start_fetch(workdir: Path, remote: str) -> _gitcli.Running:
+    """Start fetching the remote ledger into staging, for ``fetch`` or ``sync`` to finish."""
+    into = _staging_prefix(remote) + "*"
+    return _gitcli.fetch_refs(workdir, remote, "refs/coop/*", into, _GUARD)
+
+
+def fetch(
+    repo: Repo, workdir: Path, remote: str, started: _gitcli.Running | None = None
+) -> str | None:
+    """Fetch the remote ledger into staging (or finish the ``started`` fetch); return its
+    head or None when it has none."""
+    (started or start_fetch(workdir, remote)).wait()
     return repo.ref(staging_ref(remote))
 
 
 def _verify_incoming(repo: Repo, remote_tip: str) -> verify_mod.Position | None:
+    # Imported here: a hook whose remote has nothing new never verifies anything.
+    from gitcoop.commands import verify as verify_mod
+
     start = verify_mod.read_pin(repo)
     if start is not None and not (
         repo.has_object(start.commit) and repo.is_ancestor(start.commit, remote_tip)
@@ -71,13 +86,21 @@ def _identity(rec: ledger.Record) -> tuple[str, str]:
     return rec.entry.key, str(rec.entry.envelope.get("payload"))
 
 
-def sync(repo: Repo, workdir: Path, remote: str, *, push: bool = True) -> SyncResult:
-    """Bring the local ledger and the remote's into one chain and publish it.
+def sync(
+    repo: Repo,
+    workdir: Path,
+    remote: str,
+    *,
+    push: bool = True,
+    started: _gitcli.Running | None = None,
+) -> SyncResult:
+    """Bring the local ledger and the remote's into one chain and publish it; ``started``
+    is a fetch already under way (``start_fetch``).
 
     Raises VerificationError for bad incoming entries, SecurityError for a foreign ledger,
     GitOperationError when the remote cannot be reached or refuses the push.
     """
-    remote_tip = fetch(repo, workdir, remote)
+    remote_tip = fetch(repo, workdir, remote, started)
     local_tip = repo.ref(constants.LEDGER_REF)
     fetched = relinked = 0
     if remote_tip is not None and remote_tip != local_tip:
