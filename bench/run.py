@@ -1030,7 +1030,7 @@ def scratch_root() -> Path:
     return Path(tempfile.mkdtemp(prefix="gitcoop-bench-", dir=base))
 
 
-FULL = {"commits": 30, "entries": 300, "trials": 21, "rounds": 9, "verify_trials": 11,
+FULL = {"commits": 200, "entries": 300, "trials": 21, "rounds": 7, "verify_trials": 11,
         "ledger": 100_000, "memory": 1_000_000, "appends": 10_000, "big_trials": 3}
 QUICK = {"commits": 10, "entries": 100, "trials": 5, "rounds": 3, "verify_trials": 3,
          "ledger": 2_000, "memory": 10_000, "appends": 2_000, "big_trials": 2}
@@ -1041,11 +1041,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true",
                    help="small sizes and few trials, for a smoke run")
-    p.add_argument("--commits", type=int, help="commits per evaluate trial (3); 30")
+    p.add_argument("--commits", type=int, help="commits per evaluate trial (3); 200")
     p.add_argument("--entries", type=int, help="ledger entries to verify (4); 300")
     p.add_argument("--trials", type=int,
                    help="trials per variant in (1) and (2); 21")
-    p.add_argument("--rounds", type=int, help="trials per variant in (3); 9")
+    p.add_argument("--rounds", type=int, help="trials per variant in (3); 7")
     p.add_argument("--verify-trials", type=int,
                    help="trials per variant in (4) and the incremental verify (5); 11")
     p.add_argument("--ledger", type=int,

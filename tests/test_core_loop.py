@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import platform
 
 from testing.world import World, run
+
+from gitcoop.commands.evaluate import environment
 
 
 def _ledger_entries(p, ref: str = "refs/coop/ledger") -> int:
@@ -174,3 +177,9 @@ def test_credit_rebuilds_a_missing_or_stale_index(world: World) -> None:
     out = m.coop("verify")
     assert "2 checked now" not in out.stdout and "3 entries, 3 checked now" in out.stdout
     assert json.loads(m.coop("credit", "--json").stdout) == first
+
+
+def test_attested_environment_names_python_and_platform_as_the_platform_module_does() -> None:
+    env = environment()
+    assert env["python"] == platform.python_version()
+    assert env["platform"] == f"{platform.system()}-{platform.machine()}".lower()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from testing.world import World, run
 
 
@@ -70,3 +72,27 @@ def test_push_with_a_url_instead_of_a_remote_name(world: World) -> None:
         "refs/coop/ledger"
     )
     assert "0.6" in m.coop("show", c).stdout
+
+
+def test_an_unreachable_remote_refuses_the_push_with_git_s_reason(world: World) -> None:
+    m = world.maintainer()
+    before = m.ref("refs/coop/ledger")
+    head = m.commit_score("0.6")
+    stdin = f"refs/heads/main {head} refs/heads/main {m.head('HEAD~1')}\n".encode()
+    gone = str(world.root / "gone.git")
+    out = run(
+        m.repo,
+        sys.executable,
+        "-m",
+        "gitcoop",
+        "hook-impl",
+        "pre-push",
+        gone,
+        gone,
+        env=m.env,
+        input=stdin,
+        check=False,
+    )
+    assert out.returncode != 0
+    assert "git fetch failed" in out.stderr
+    assert m.ref("refs/coop/ledger") == before

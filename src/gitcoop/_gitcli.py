@@ -44,30 +44,54 @@ _KEEP = frozenset(
 )
 
 
+class Running:
+    """A git command started in the background; ``wait`` collects it.
+
+    As a context manager it is always waited for, so no git process outlives the caller.
+    """
+
+    def __init__(self, cwd: Path, args: tuple[str, ...], env: Mapping[str, str] | None) -> None:
+        self._args = args
+        try:
+            self._proc = subprocess.Popen(
+                ["git", *args],
+                cwd=cwd,
+                env=_clean_env(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise GitOperationError(
+                f"cannot run git: {exc.strerror}", hint="install git and put it on PATH"
+            ) from None
+
+    def wait(self) -> str:
+        """Return the command's stdout (trailing newline stripped).
+
+        Raises GitOperationError naming the subcommand and git's last line of complaint.
+        """
+        out, err = self._proc.communicate()
+        if self._proc.returncode != 0:
+            detail = err.decode("utf-8", errors="replace").strip().splitlines()
+            last = detail[-1].strip() if detail else f"exit status {self._proc.returncode}"
+            raise GitOperationError(f"git {self._args[0]} failed: {last}")
+        return out.decode("utf-8", errors="replace").rstrip("\n")
+
+    def __enter__(self) -> Running:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc.returncode is None:
+            self._proc.communicate()
+
+
 def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     """Run ``git args`` in ``cwd`` and return its stdout (trailing newline stripped).
 
     Raises GitOperationError naming the subcommand and git's last line of complaint.
     """
-    try:
-        proc = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            env=_clean_env(env),
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except OSError as exc:
-        raise GitOperationError(
-            f"cannot run git: {exc.strerror}", hint="install git and put it on PATH"
-        ) from None
-    if proc.returncode != 0:
-        complaint = proc.stderr.decode("utf-8", errors="replace")
-        detail = complaint.strip().splitlines()
-        last = detail[-1].strip() if detail else f"exit status {proc.returncode}"
-        raise GitOperationError(f"git {args[0]} failed: {last}")
-    return proc.stdout.decode("utf-8", errors="replace").rstrip("\n")
+    return Running(cwd, args, env).wait()
 
 
 def worktree_add(repo_dir: Path, path: Path, commit: str) -> None:
@@ -78,9 +102,13 @@ def worktree_add(repo_dir: Path, path: Path, commit: str) -> None:
     git(repo_dir, "worktree", "lock", "--reason", "gitcoop scoring worktree", str(path))
 
 
-def worktree_switch(path: Path, commit: str) -> None:
-    """Switch a scoring worktree to ``commit``, dropping every untracked or ignored file."""
+def worktree_checkout(path: Path, commit: str) -> None:
+    """Switch a scoring worktree to ``commit``, discarding changes to tracked files."""
     git(path, "checkout", "--detach", "--force", "--quiet", commit)
+
+
+def worktree_clean(path: Path) -> None:
+    """Remove every untracked or ignored file and directory from a worktree."""
     git(path, "clean", "-ffdxq")
 
 
@@ -111,23 +139,16 @@ def push_ref(
 
 def fetch_refs(
     repo_dir: Path, remote: str, pattern: str, into: str, env: Mapping[str, str]
-) -> None:
-    """Mirror the remote's refs matching ``pattern`` (a ``refs/x/*`` glob) under ``into``.
+) -> Running:
+    """Start mirroring the remote's refs matching ``pattern`` (a ``refs/x/*`` glob) under
+    ``into``; ``wait()`` on the result finishes it.
 
     One round trip; a remote without such refs is not an error, and refs it no longer has
-    are pruned from ``into``.
+    are pruned from ``into``. No automatic maintenance: this fetch brings only ledger
+    objects, often in the middle of a push, and the user's own git commands still run it.
     """
-    git(
-        repo_dir,
-        "fetch",
-        "--quiet",
-        "--no-tags",
-        "--prune",
-        "--no-write-fetch-head",
-        remote,
-        f"+{pattern}:{into}",
-        env=env,
-    )
+    args = ("fetch", "--quiet", "--no-tags", "--prune", "--no-write-fetch-head", "--no-auto-gc")
+    return Running(repo_dir, (*args, remote, f"+{pattern}:{into}"), env)
 
 
 def run_hook(path: Path, argv: list[str], stdin: bytes) -> int:

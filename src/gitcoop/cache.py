@@ -41,7 +41,7 @@ class ScoreCache:
     def put(self, tree: str, digest: str, score: Decimal, duration_ms: int) -> None:
         """Record a score (atomic write)."""
         data = json.dumps({"score": decimal_text(score), "durationMs": duration_ms}).encode()
-        _fs.atomic_write(self._path(tree, digest), data)
+        _fs.atomic_write(self._path(tree, digest), data, durable=False)
 
 
 @dataclass
@@ -108,6 +108,6 @@ def _read_index(path: Path) -> AttestedIndex:
 def _write_index(path: Path, index: AttestedIndex) -> None:
     obj = {"head": index.head, "scores": index.scores, "signed": sorted(index.signed)}
     try:
-        _fs.atomic_write(path, json.dumps(obj, separators=(",", ":")).encode())
+        _fs.atomic_write(path, json.dumps(obj, separators=(",", ":")).encode(), durable=False)
     except OSError:
         return  # a cache that cannot be written is rebuilt next time

@@ -123,8 +123,6 @@ def refuse_inside(path: Path, worktree: Path | None) -> None:
 
 def load(home: Path) -> SigningKey:
     """Load the private key from ``home/keys``; raises KeyFileError when missing or unsafe."""
-    from cryptography.hazmat.primitives.serialization import load_ssh_private_key
-
     path = home / "keys" / KEY_NAME
     try:
         _check_private_file(path)
@@ -133,13 +131,96 @@ def load(home: Path) -> SigningKey:
         raise KeyFileError(f"no signing key at {path}", hint="run: git coop key generate") from None
     except PermissionError:
         raise KeyFileError(f"cannot read private key {path}", hint="check its owner") from None
+    key = _plain_ed25519(data)
+    if key is not None:
+        return SigningKey(path, key)
+    # Anything else (encrypted, another key type, damaged) gets the library's verdict.
+    from cryptography.hazmat.primitives.serialization import load_ssh_private_key
+
     try:
-        key = load_ssh_private_key(data, password=None)
+        loaded = load_ssh_private_key(data, password=None)
     except (ValueError, TypeError):
         raise KeyFileError(f"{path} is not an unencrypted OpenSSH Ed25519 private key") from None
-    if not isinstance(key, Ed25519PrivateKey):
+    if not isinstance(loaded, Ed25519PrivateKey):
         raise KeyFileError(f"{path} is not an Ed25519 key")
-    return SigningKey(path, key)
+    return SigningKey(path, loaded)
+
+
+_PEM_BEGIN = b"-----BEGIN OPENSSH PRIVATE KEY-----"
+_PEM_END = b"-----END OPENSSH PRIVATE KEY-----"
+_MAGIC = b"openssh-key-v1\0"
+
+
+def _plain_ed25519(data: bytes) -> Ed25519PrivateKey | None:
+    """The key of an unencrypted OpenSSH Ed25519 private key file (as ``generate`` and
+    ssh-keygen write it), or None for anything else.
+
+    Reading this one layout directly spares every signing process the import of
+    cryptography's SSH serialization (several ms). The public key listed in the file must
+    be the one derived from the seed.
+    """
+    text = data.strip()
+    if not (text.startswith(_PEM_BEGIN) and text.endswith(_PEM_END)):
+        return None
+    try:
+        body = b"".join(text[len(_PEM_BEGIN) : -len(_PEM_END)].split())
+        listed, public, pair, padding = _key_fields(base64.b64decode(body, validate=True))
+    except ValueError:
+        return None
+    if listed != _wire(public) or len(pair) != 64 or pair[32:] != public:
+        return None
+    if len(padding) >= 8 or padding != bytes(range(1, len(padding) + 1)):
+        return None
+    key = Ed25519PrivateKey.from_private_bytes(pair[:32])
+    return key if key.public_key().public_bytes_raw() == public else None
+
+
+def _key_fields(blob: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """(listed public key, public key, seed and public key, padding) of an unencrypted
+    one-key Ed25519 file; ValueError for any other layout."""
+    if not blob.startswith(_MAGIC):
+        raise ValueError("not an OpenSSH private key")
+    outer = _Fields(blob, len(_MAGIC))
+    cipher, kdf, kdf_options, count = outer.string(), outer.string(), outer.string(), outer.uint32()
+    if (cipher, kdf, kdf_options, count) != (b"none", b"none", b"", 1):
+        raise ValueError("encrypted, or more than one key")
+    listed = outer.string()
+    inner = _Fields(outer.string(), 0)
+    outer.done()
+    check = inner.uint32()
+    if inner.uint32() != check or inner.string() != _SSH_ED25519:
+        raise ValueError("damaged, or not an Ed25519 key")
+    public, pair = inner.string(), inner.string()
+    inner.string()  # the comment
+    return listed, public, pair, inner.rest()
+
+
+class _Fields:
+    """Reads SSH wire fields; ValueError when they run past the end."""
+
+    def __init__(self, data: bytes, at: int) -> None:
+        self._data = data
+        self._at = at
+
+    def _take(self, size: int) -> bytes:
+        end = self._at + size
+        if end > len(self._data):
+            raise ValueError("truncated")
+        out, self._at = self._data[self._at : end], end
+        return out
+
+    def uint32(self) -> int:
+        return int.from_bytes(self._take(4), "big")
+
+    def string(self) -> bytes:
+        return self._take(self.uint32())
+
+    def rest(self) -> bytes:
+        return self._take(len(self._data) - self._at)
+
+    def done(self) -> None:
+        if self._at != len(self._data):
+            raise ValueError("trailing bytes")
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,8 +103,13 @@ def effective_tree(repo: Repo, tree: str, challenge: Challenge) -> str:
     """A digest of what a metric effectively sees: the tree minus the protected paths the
     snapshot replaces. Two commits differing only in protected files share it, so they
     share a cached score. Nothing is written to the object store."""
+    return effective_digest(repo.files(tree), challenge)
+
+
+def effective_digest(files: Iterable[FileEntry], challenge: Challenge) -> str:
+    """``effective_tree`` of a tree whose file listing the caller already has."""
     h = hashlib.sha256()
-    for f in repo.files(tree):
+    for f in files:
         if not challenge.is_protected(f.path):
             h.update(f"{f.path}\0{f.blob}\0{int(f.executable)}\n".encode())
     return h.hexdigest()

@@ -176,11 +176,21 @@ def _rewritten(repo: Repo, remote: str, pin: Position, theirs: str | None) -> Se
 # --- fetch, check, merge ----------------------------------------------------------------
 
 
-def fetch(repo: Repo, workdir: Path, remote: str) -> str | None:
-    """Fetch the remote's ledger into the incoming namespace; return its head or None."""
-    prefix = _incoming_prefix(remote)
-    _gitcli.fetch_refs(workdir, remote, "refs/coop/*", prefix + "*", _GUARD)
-    return repo.ref(prefix + "ledger")
+def start_fetch(workdir: Path, remote: str) -> _gitcli.Running:
+    """Start fetching the remote's ledger into the incoming namespace, for ``fetch`` or
+    ``sync`` to finish (the hook loads its key and scoring code meanwhile)."""
+    return _gitcli.fetch_refs(
+        workdir, remote, "refs/coop/*", _incoming_prefix(remote) + "*", _GUARD
+    )
+
+
+def fetch(
+    repo: Repo, workdir: Path, remote: str, started: _gitcli.Running | None = None
+) -> str | None:
+    """Fetch the remote's ledger into the incoming namespace (or finish the ``started``
+    fetch); return its head or None."""
+    (started or start_fetch(workdir, remote)).wait()
+    return repo.ref(_incoming_prefix(remote) + "ledger")
 
 
 def _drop_incoming(repo: Repo, remote: str) -> None:
@@ -294,11 +304,11 @@ _ATTEMPTS = 8  # pushes lost to other clones before giving up
 
 
 def _pull(
-    repo: Repo, workdir: Path, remote: str, retrust: bool
+    repo: Repo, workdir: Path, remote: str, retrust: bool, started: _gitcli.Running | None
 ) -> tuple[str | None, Position | None, int, int]:
     """Fetch, check against the pin, verify and take the remote's ledger: (its head, its
     position, entries taken, local entries re-linked)."""
-    theirs = fetch(repo, workdir, remote)
+    theirs = fetch(repo, workdir, remote, started)
     try:
         proven = _check_pin(repo, remote, theirs, retrust)
         fetched, relinked = (0, 0) if theirs is None else _take(repo, theirs)
@@ -309,10 +319,17 @@ def _pull(
 
 
 def sync(
-    repo: Repo, workdir: Path, remote: str, *, push: bool = True, retrust: bool = False
+    repo: Repo,
+    workdir: Path,
+    remote: str,
+    *,
+    push: bool = True,
+    retrust: bool = False,
+    started: _gitcli.Running | None = None,
 ) -> SyncResult:
     """Bring the local ledger and the remote's into one chain and publish it; a push lost
     to another clone is retried on top of what that clone published (a few times).
+    ``started``: a fetch already under way (``start_fetch``).
 
     Raises SecurityError (nothing changed locally) when the remote no longer extends what
     this clone verified there, or holds another challenge; VerificationError for bad
@@ -320,7 +337,10 @@ def sync(
     """
     fetched, refused, refused_over = 0, None, None
     for attempt in range(_ATTEMPTS):
-        theirs, pinned_at, taken, relinked = _pull(repo, workdir, remote, retrust and attempt == 0)
+        first = attempt == 0
+        theirs, pinned_at, taken, relinked = _pull(
+            repo, workdir, remote, retrust and first, started if first else None
+        )
         if refused is not None and theirs == refused_over:
             raise _kept(remote, refused)  # the remote did not move: it refused the push
         fetched += taken

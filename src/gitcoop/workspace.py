@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gitcoop import _gitcli, constants
 from gitcoop.errors import GitOperationError, MetricError
-from gitcoop.git import Repo
+from gitcoop.git import FileEntry, Repo
 from gitcoop.pinned import Pinned
 
 _MAX_WORKTREES = 64
@@ -42,43 +42,100 @@ def worktree(repo: Repo) -> Iterator[Path]:
             os.close(lock)
             continue
         try:
-            yield root / str(i)
+            path = root / str(i)
+            with contextlib.suppress(OSError):  # no worktree there yet, or a broken one
+                _drop_stale_index_lock(path)
+            yield path
         finally:
             os.close(lock)
         return
     raise MetricError(f"all {_MAX_WORKTREES} scoring worktrees are busy", hint="try again")
 
 
-def prepare(repo: Repo, path: Path, commit: str, pinned: Pinned) -> None:
+def prepare(
+    repo: Repo, path: Path, commit: str, pinned: Pinned, files: list[FileEntry] | None = None
+) -> None:
     """Put ``commit`` into the worktree at ``path`` with the pinned evaluator over it.
 
-    Raises MetricError when a pinned data file is missing or does not match its digest.
+    ``files`` is the commit's file listing when the caller already has it. Raises
+    MetricError when a pinned data file is missing or does not match its digest.
     """
+    tracked = list(repo.files(repo.commit(commit).tree)) if files is None else files
     source = repo.workdir or repo.common_dir
     try:
         if not (path / ".git").exists():
             raise GitOperationError("no worktree yet")
-        _drop_stale_index_lock(path)
-        _gitcli.worktree_switch(path, commit)
+        _gitcli.worktree_checkout(path, commit)
+        if _untracked(path, tracked):
+            _gitcli.worktree_clean(path)
     except GitOperationError:
         # Missing, or half-made by a run that was killed: build it afresh.
         shutil.rmtree(path, ignore_errors=True)
         _gitcli.worktree_add(source, path, commit)
-        _gitcli.git(path, "clean", "-ffdxq")
-    _overlay(repo, path, commit, pinned)
+        if _untracked(path, tracked):
+            _gitcli.worktree_clean(path)
+    _overlay(repo, path, tracked, pinned)
     _check_data(path, pinned)
 
 
+def _untracked(root: Path, files: list[FileEntry]) -> bool:
+    """Whether ``git clean -ffdx`` would find anything to remove: any entry that is not a
+    tracked file or a directory on the way to one.
+
+    Most metrics leave nothing behind, and a directory scan costs far less than a git
+    process. When in doubt (an unreadable directory, a file where a directory belongs, a
+    symlink in place of a directory, names the filesystem spells differently) it answers
+    True, and git clean decides.
+    """
+    dirs: dict[str, set[str]] = {"": set()}
+    for f in files:
+        parent, _, name = f.path.rpartition("/")
+        children = dirs.get(parent)
+        if children is None:
+            children = dirs[parent] = set()
+            child = parent
+            while child:
+                up, _, base = child.rpartition("/")
+                known = up in dirs
+                dirs.setdefault(up, set()).add(base)
+                if known:
+                    break
+                child = up
+        children.add(name)
+    try:
+        return _strays(root, "", dirs)
+    except OSError:
+        return True
+
+
+def _strays(root: Path, rel: str, dirs: dict[str, set[str]]) -> bool:
+    wanted = dirs[rel]
+    with os.scandir(root / rel if rel else root) as entries:
+        for e in entries:
+            if e.name not in wanted:
+                if rel or e.name != ".git":  # the worktree's own link to the repository
+                    return True
+                continue
+            sub = f"{rel}/{e.name}" if rel else e.name
+            is_dir = e.is_dir(follow_symlinks=False)
+            if sub in dirs:
+                if not is_dir or _strays(root, sub, dirs):
+                    return True
+            elif is_dir:
+                return True
+    return False
+
+
 def _drop_stale_index_lock(path: Path) -> None:
-    # We hold this worktree's flock, so a leftover index.lock is from a killed run of ours.
+    # Called with this worktree's flock just taken: a leftover index.lock is from a killed
+    # run of ours.
     pointer = (path / ".git").read_text(encoding="utf-8", errors="replace").strip()
     if pointer.startswith("gitdir:"):
         (Path(pointer.removeprefix("gitdir:").strip()) / "index.lock").unlink(missing_ok=True)
 
 
-def _overlay(repo: Repo, path: Path, commit: str, pinned: Pinned) -> None:
-    tree = repo.commit(commit).tree
-    for f in repo.files(tree):
+def _overlay(repo: Repo, path: Path, tracked: list[FileEntry], pinned: Pinned) -> None:
+    for f in tracked:
         if pinned.challenge.is_protected(f.path):
             (path / f.path).unlink(missing_ok=True)
     for f in repo.files(pinned.tree):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import platform
+import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +17,7 @@ from gitcoop.errors import GitcoopError, MetricError
 from gitcoop.git import Repo, open_repo
 from gitcoop.keys import SigningKey
 from gitcoop.metric import MetricSpec, decimal_text, run_metric
-from gitcoop.pinned import Pinned, effective_tree
+from gitcoop.pinned import Pinned, effective_digest
 from gitcoop.session import Session
 from gitcoop.workspace import prepare, worktree
 
@@ -48,39 +49,65 @@ class Scored:
 
 def environment() -> dict[str, str]:
     """Describe the evaluator environment, with a digest over the description."""
+    # platform.python_version(), system() and machine(), without importing platform (a
+    # few ms on every push).
+    uname = os.uname()
     env = {
         "gitcoop": __version__,
-        "python": platform.python_version(),
-        "platform": f"{platform.system()}-{platform.machine()}".lower(),
+        "python": sys.version.split()[0],
+        "platform": f"{uname.sysname}-{uname.machine}".lower(),
     }
     blob = "\n".join(f"{k}={v}" for k, v in sorted(env.items())).encode()
     return {**env, "digest": "sha256:" + hashlib.sha256(blob).hexdigest()}
 
 
-def score_commit(repo: Repo, local: Path, pin: Pinned, commit: str) -> Scored:
-    """Score one commit in a scoring worktree, or from the cache when its non-protected
-    files and the challenge are unchanged. Metric failures come back in the result.
+class Scorer:
+    """Scores commits one after another, holding one scoring worktree from its first metric
+    run until ``close``.
 
     ``repo`` must belong to the calling thread: pygit2 handles are not shared across threads.
     """
-    key = effective_tree(repo, repo.commit(commit).tree, pin.challenge)
-    scores = cache.ScoreCache(local)
-    hit = scores.get(key, pin.digest)
-    if hit is not None:
-        return Scored(hit[0], hit[1], cached=True)
-    m = pin.challenge.metric
-    try:
-        with worktree(repo) as path:
-            prepare(repo, path, commit, pin)
+
+    def __init__(self, repo: Repo, local: Path, pin: Pinned) -> None:
+        self._repo = repo
+        self._pin = pin
+        self._scores = cache.ScoreCache(local)
+        self._held = contextlib.ExitStack()
+        self._path: Path | None = None
+
+    def score(self, commit: str) -> Scored:
+        """Score one commit in the scoring worktree, or from the cache when its non-protected
+        files and the challenge are unchanged. Metric failures come back in the result."""
+        repo, pin = self._repo, self._pin
+        files = list(repo.files(repo.commit(commit).tree))
+        key = effective_digest(files, pin.challenge)
+        hit = self._scores.get(key, pin.digest)
+        if hit is not None:
+            return Scored(hit[0], hit[1], cached=True)
+        m = pin.challenge.metric
+        try:
+            if self._path is None:
+                self._path = self._held.enter_context(worktree(repo))
+            prepare(repo, self._path, commit, pin, files)
             result = run_metric(
                 MetricSpec(m.command, m.name, m.timeout, m.output_limit),
-                path,
+                self._path,
                 extra_env={"COOP_COMMIT": commit},
             )
-    except GitcoopError as exc:
-        return Scored(None, 0, cached=False, error=str(exc))
-    scores.put(key, pin.digest, result.value, result.duration_ms)
-    return Scored(result.value, result.duration_ms, cached=False, name=result.name)
+        except GitcoopError as exc:
+            return Scored(None, 0, cached=False, error=str(exc))
+        self._scores.put(key, pin.digest, result.value, result.duration_ms)
+        return Scored(result.value, result.duration_ms, cached=False, name=result.name)
+
+    def close(self) -> None:
+        """Hand the scoring worktree back."""
+        self._held.close()
+
+
+def score_commit(repo: Repo, local: Path, pin: Pinned, commit: str) -> Scored:
+    """Score one commit (see ``Scorer.score``)."""
+    with contextlib.closing(Scorer(repo, local, pin)) as scorer:
+        return scorer.score(commit)
 
 
 def _in_challenge(repo: Repo, baseline: str, commit: str) -> bool:
@@ -107,23 +134,42 @@ def _needed(s: Session, todo: list[str], index: cache.AttestedIndex, baseline: s
 def _score_stream(
     s: Session, commits: list[str], jobs: int, report: Report
 ) -> Iterator[tuple[str, Scored]]:
-    """Scores in the order of ``commits`` as they complete, so attesting can start early."""
+    """Scores in the order of ``commits`` as they complete, so attesting can start early.
 
+    With ``jobs`` > 1, scoring runs on that many worker threads, each with its own
+    repository handle and worktree. With one job it stays on the calling thread: a worker
+    would only contend with the caller for the GIL at every process start.
+    """
+    inline = jobs <= 1 or len(commits) <= 1
     per_thread = threading.local()
+    scorers: list[Scorer] = []
 
     def task(c: str) -> tuple[str, Scored]:
-        if not hasattr(per_thread, "repo"):
-            per_thread.repo = s.repo if jobs <= 1 else open_repo(s.repo.common_dir)
-        out = score_commit(per_thread.repo, s.local, s.pinned, c)
+        scorer = getattr(per_thread, "scorer", None)
+        if scorer is None:
+            repo = s.repo if inline else open_repo(s.repo.common_dir)
+            scorer = per_thread.scorer = Scorer(repo, s.local, s.pinned)
+            scorers.append(scorer)
+        out = scorer.score(c)
         what = out.error or f"{out.score}{' (cached)' if out.cached else ''}"
         report(f"scored {c[:12]}: {what}")
         return c, out
 
-    if jobs <= 1 or len(commits) <= 1:
-        yield from map(task, commits)
-        return
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        yield from pool.map(task, commits)
+    try:
+        if inline:
+            yield from map(task, commits)
+            return
+        # Imported here: the hook scores on one job and need not pay for it.
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        try:
+            yield from pool.map(task, commits)
+        finally:
+            pool.shutdown(cancel_futures=True)
+    finally:
+        for scorer in scorers:
+            scorer.close()
 
 
 def _parents_first(s: Session, commits: list[str]) -> list[str]:

@@ -89,11 +89,15 @@ def pre_push(remote: str, url: str, stdin: bytes, report: Report) -> int:
     workdir = repo.workdir or repo.common_dir
     try:
         # Take the remote's entries first: parents scored by others need no second run.
-        sync.sync(repo, workdir, remote, push=False)
-        s = open_session(".")
-        failed = _score(s, _unattested(s, commits), report) if commits else None
-        if failed is not None:
-            return failed
+        # The signing key and the scoring code load while the fetch is on the wire.
+        with sync.start_fetch(workdir, remote) as fetching:
+            score = _scorer(s, report) if commits else None
+            sync.sync(repo, workdir, remote, push=False, started=fetching)
+        if score is not None:
+            s = open_session(".")
+            failed = score(s, _unattested(s, commits))
+            if failed is not None:
+                return failed
         pushed = sync.publish(repo, workdir, remote)
     except GitcoopError as exc:
         report(f"gitcoop: {exc}")
@@ -103,23 +107,28 @@ def pre_push(remote: str, url: str, stdin: bytes, report: Report) -> int:
     return 0
 
 
-def _score(s: Session, commits: list[str], report: Report) -> int | None:
+def _scorer(s: Session, report: Report) -> Callable[[Session, list[str]], int | None]:
+    """Load the signing key and the scoring code; return what scores commits and says
+    which exit code refuses the push (None: go ahead)."""
     from gitcoop.commands.evaluate import evaluate, first_error
 
     key, signer, _ = signer_for(s.repo, s.repo.workdir)
-    outcomes = evaluate(s, commits, key, signer, report=report)
-    error = first_error(outcomes)
-    if error is None:
-        return None
-    if s.pinned.challenge.on_error == "warn":
-        report(f"gitcoop: warning: {error.message}; pushing unscored (hook.on_error: warn)")
-        return None
-    report(f"gitcoop: {error.message}")
-    report(
-        "gitcoop: push refused; fix the metric, or skip scoring once with "
-        "`git push --no-verify` (or set hook.on_error: warn)"
-    )
-    return int(ExitCode.CHECK_FAILED)
+
+    def score(s: Session, commits: list[str]) -> int | None:
+        error = first_error(evaluate(s, commits, key, signer, report=report))
+        if error is None:
+            return None
+        if s.pinned.challenge.on_error == "warn":
+            report(f"gitcoop: warning: {error.message}; pushing unscored (hook.on_error: warn)")
+            return None
+        report(f"gitcoop: {error.message}")
+        report(
+            "gitcoop: push refused; fix the metric, or skip scoring once with "
+            "`git push --no-verify` (or set hook.on_error: warn)"
+        )
+        return int(ExitCode.CHECK_FAILED)
+
+    return score
 
 
 def main(argv: list[str]) -> int:
