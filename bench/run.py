@@ -1101,6 +1101,94 @@ class Result:
     scale: Scale
 
 
+# --- 10. sync ---------------------------------------------------------------------------
+
+SYNC_NEW = 1000  # entries a sync takes from the remote
+SYNC_BAR = 1.5  # sync's cost per new entry over the bare loop's per signature
+SYNC_BASE = 2000  # the dataset whose ledger the remote holds
+
+
+def tail_signatures(src: Path, dst: Path, count: int) -> None:
+    """Keep the last ``count`` records of a signature dump (the loop's input format)."""
+    data, records, i = src.read_bytes(), [], 0
+    while i < len(data):
+        size = int.from_bytes(data[i + 96 : i + 100], "big")
+        records.append(data[i : i + 100 + size])
+        i += 100 + size
+    dst.write_bytes(b"".join(records[-count:]))
+
+
+def bench_sync(sx: Scale) -> list[Row]:
+    """``git coop sync`` taking ``SYNC_NEW`` new entries from a remote (fetch, verify,
+    fast-forward), against the same sync with nothing new, and against a loop of Ed25519
+    checks of those entries' signatures."""
+    ds = sx.dataset(SYNC_BASE, SYNC_BASE)
+    sh = sx.shell(ds)
+    root = sx.root / "sync"
+    root.mkdir()
+    new, old = root / "new.git", root / "old.git"
+    sh.git(root, "clone", "-q", "--mirror", str(ds.path / "repo"), str(new))
+    sh.git(root, "clone", "-q", "--mirror", str(new), str(old))
+    sh.git(old, "update-ref", "refs/coop/ledger", f"refs/coop/ledger~{SYNC_NEW}")
+    sh.git(old, "gc", "-q", "--prune=now")  # the old remote keeps only what it references
+    sigs = root / "new.sigs"
+    tail_signatures(ds.sigs, sigs, SYNC_NEW)
+    clones = iter(range(10_000))
+
+    def fresh() -> Path:
+        # A clone of the old remote, its ledger verified, then pointed at the new one.
+        clone = root / f"clone-{next(clones)}"
+        sh.git(root, "clone", "-q", "--no-checkout", str(old), str(clone))
+        sh.run(["git", "coop", "sync", "origin"], clone)
+        sh.git(clone, "coop", "verify")
+        sh.git(clone, "remote", "set-url", "origin", str(new))
+        return clone
+
+    def sync(clone: Path) -> float:
+        start = time.perf_counter()
+        sh.run(["git", "coop", "sync", "origin"], clone)
+        return time.perf_counter() - start
+
+    def taking() -> float:
+        clone = fresh()
+        seconds = sync(clone)
+        if ledger_size(sh, clone) != ledger_size(sh, new):
+            raise BenchError("sync did not take the remote's entries")
+        shutil.rmtree(clone)
+        return seconds
+
+    settled = fresh()
+    sync(settled)
+
+    def nothing() -> float:
+        return sync(settled)
+
+    loops: list[float] = []
+
+    def loop() -> float:
+        start = time.perf_counter()
+        inside, count = sh.run(["python", "-c", PINNED_LOOP, str(sigs)], root).split()
+        if int(count) != SYNC_NEW:
+            raise BenchError(f"the loop checked {count} signatures")
+        loops.append(float(inside))
+        return time.perf_counter() - start
+
+    samples = interleave({"new": taking, "none": nothing, "loop": loop}, 5)
+    marginal = med(samples["new"]) - med(samples["none"])
+    bare = med(loops)
+    return [
+        timing_row("10", f"git coop sync taking {SYNC_NEW} new entries", samples["new"]),
+        timing_row("10", "baseline: git coop sync, nothing new", samples["none"]),
+        timing_row("10", f"baseline: Ed25519 loop process, {SYNC_NEW} signatures",
+                   samples["loop"]),
+        Row("10", f"sync cost of {SYNC_NEW} entries (new - nothing new) vs loop only",
+            result=f"{ms(marginal)} vs {ms(bare)} = {marginal / bare:.2f}x",
+            target=f"<= {SYNC_BAR}x", verdict=verdict(marginal / bare <= SYNC_BAR)),
+        Row("10", "whole processes: sync taking them vs loop process",
+            result=f"{med(samples['new']) / med(samples['loop']):.2f}x", verdict="info"),
+    ]
+
+
 def run_all(sh: Shell, tmp: Path, args: argparse.Namespace) -> Result:
     """The selected benchmarks, in order, with progress on stderr; rows sorted by section."""
     sx = Scale(sh, tmp, args)
@@ -1115,6 +1203,7 @@ def run_all(sh: Shell, tmp: Path, args: argparse.Namespace) -> Result:
         ("5", "incremental verify", lambda: bench_scale_incremental(sx)),
         ("7", "verify memory", lambda: bench_scale_memory(sx)),
         ("8", "append rate", lambda: bench_scale_append(sx)),
+        ("10", "sync", lambda: bench_sync(sx)),
     ]
     only = set(args.only.split(",")) if args.only else None
     rows: list[Row] = []

@@ -74,7 +74,12 @@ class Running:
         out, err = self._proc.communicate()
         if self._proc.returncode != 0:
             detail = err.decode("utf-8", errors="replace").strip().splitlines()
-            last = detail[-1].strip() if detail else f"exit status {self._proc.returncode}"
+            # A server's own reason (its hooks speak as "remote: ...") says more than git's
+            # closing "failed to push some refs".
+            said = [ln.strip() for ln in detail if ln.startswith("remote:") and ln[7:].strip()]
+            last = (
+                said or [ln.strip() for ln in detail] or [f"exit status {self._proc.returncode}"]
+            )[-1]
             raise GitOperationError(f"git {self._args[0]} failed: {last}")
         return out.decode("utf-8", errors="replace").rstrip("\n")
 

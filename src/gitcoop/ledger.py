@@ -180,8 +180,11 @@ def read_record(repo: Repo, commit: str) -> Record:
 def head(repo: Repo, ref: str = constants.LEDGER_REF) -> Head | None:
     """Return the ledger head, or None when there is no ledger yet."""
     commit = repo.ref(ref)
-    if commit is None:
-        return None
+    return None if commit is None else head_at(repo, commit)
+
+
+def head_at(repo: Repo, commit: str) -> Head:
+    """The entry at ``commit`` as a head to append to; raises FormatError."""
     rec = read_record(repo, commit)
     return Head(commit, rec.entry, entry_hash(rec.data), rec.pinned_tree)
 
@@ -286,6 +289,17 @@ def link(entry: Entry, after: Head) -> Entry:
         origin=after.origin,
         challenge=after.entry.challenge,
     )
+
+
+def stack(repo: Repo, after: Head, entries: list[Entry]) -> Head:
+    """Write ``entries`` as commits on top of ``after`` (each re-linked, content untouched)
+    without moving any ref; return the new head. The caller moves the ref once."""
+    head = after
+    for e in entries:
+        entry = link(e, head)
+        commit = _commit_entry(repo, entry, head.pinned_tree, head.commit)
+        head = Head(commit, entry, entry_hash(entry.to_bytes()), head.pinned_tree)
+    return head
 
 
 def append(

@@ -287,11 +287,11 @@ def _origin(repo: Repo, tip: str) -> str:
 def _relink(repo: Repo, ours: str, theirs: str, base: str | None) -> int:
     # Only what either side added since they parted can collide; the rest is shared.
     known = {_identity(r) for r in ledger.records(repo, theirs, base)}
-    mine = [r for r in ledger.records(repo, ours, base) if _identity(r) not in known]
-    repo.cas_ref(constants.LEDGER_REF, theirs, ours, "coop: sync")
-    head = None
-    for rec in mine:
-        head = ledger.append(repo, rec.entry.kind, rec.entry.key, rec.entry.envelope, after=head)
+    mine = [r.entry for r in ledger.records(repo, ours, base) if _identity(r) not in known]
+    # The whole new chain is written first and the ref moved once: a crash leaves the old
+    # chain in place, never a ledger that lost this clone's unpublished entries.
+    new = ledger.stack(repo, ledger.head_at(repo, theirs), mine)
+    repo.cas_ref(constants.LEDGER_REF, new.commit, ours, "coop: sync")
     return len(mine)
 
 

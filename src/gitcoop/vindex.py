@@ -1,8 +1,9 @@
 """The verified-attestation index: what ``verify`` proved, in the shape ``credit`` reads fast.
 
 One JSON array per attestation, in ledger order, then a trailer naming the entry the file
-covers. Only ``verify`` writes it, right before it moves the pin; a file whose trailer does
-not match the pin (a crash in between, an edit) is rebuilt by a full verify, never trusted.
+covers. Only what verifies entries writes it (``verify``, and ``sync`` for the entries it
+takes), right before moving the pin; a file whose trailer does not match the pin (a crash
+in between, an edit) is rebuilt by a full verify, never trusted.
 """
 
 from __future__ import annotations

@@ -51,10 +51,7 @@ def install(path: str | Path) -> Path:
 
     Raises ConfigError when that would overwrite a kept hook, or ``path`` is no repository.
     """
-    repo = open_repo(path)
-    directory = (
-        repo.common_dir / _gitcli.git(repo.common_dir, "rev-parse", "--git-path", "hooks")
-    ).resolve()
+    directory = _hooks_dir(open_repo(path))
     directory.mkdir(parents=True, exist_ok=True)
     hook, legacy = directory / HOOK, directory / f"{HOOK}.legacy"
     if hook.exists() and MARKER not in hook.read_text(encoding="utf-8", errors="replace"):
@@ -68,6 +65,13 @@ def install(path: str | Path) -> Path:
     )
     _fs.atomic_write(hook, text.encode(), mode=0o755)
     return hook
+
+
+def _hooks_dir(repo: Repo) -> Path:
+    """The directory git runs this repository's hooks from (``core.hooksPath`` honoured)."""
+    return (
+        repo.common_dir / _gitcli.git(repo.common_dir, "rev-parse", "--git-path", "hooks")
+    ).resolve()
 
 
 def _trusted(repo: Repo, tip: str, updates: list[Update]) -> set[str]:
@@ -144,7 +148,7 @@ def check(repo: Repo, update: Update, updates: list[Update]) -> str | None:
 def pre_receive(stdin: bytes, report: Report) -> int:
     """Run the guard; return the exit code git should see (non-zero refuses the push)."""
     repo = open_repo(".")
-    legacy = repo.common_dir / "hooks" / f"{HOOK}.legacy"
+    legacy = _hooks_dir(repo) / f"{HOOK}.legacy"
     if legacy.exists() and os.access(legacy, os.X_OK):
         code = _gitcli.run_hook(legacy, [], stdin)
         if code != 0:

@@ -276,14 +276,20 @@ def _worker(args: tuple[str, ledger.Segment, int, str]) -> _Chunk:
     return run
 
 
+class _Miscount(Exception):
+    """The walk found another number of entries than the tip's entry claims."""
+
+
 def _parallel(
     repo: Repo, tip: str, stop: str | None, first_seq: int, expected: int, cores: int
-) -> list[_Chunk] | None:
-    """Check the runs in worker processes while the chain is still being walked.
+) -> Iterator[_Chunk]:
+    """Check the runs in worker processes while the chain is still being walked; yield
+    them oldest first, each with its rows, once all are in.
 
     The walk goes newest first, so the runs are numbered from the count the tip's entry
-    claims; None when the walk finds another count (the sequential pass then names the
-    problem). Workers write their rows to files, read back in ledger order.
+    claims; raises _Miscount (before yielding anything) when the walk finds another count,
+    for the sequential pass to name the problem. Workers write their rows to files, read
+    back one at a time: no process holds the rows of the whole ledger.
     """
     import multiprocessing
     import tempfile
@@ -304,16 +310,17 @@ def _parallel(
                 if sum(not f.done() for f in futures) > 2 * cores:
                     wait(futures, return_when=FIRST_COMPLETED)
             if walked != expected:
-                return None
-            runs = []
-            for i in reversed(range(len(futures))):
-                run = futures[i].result()
+                raise _Miscount
+            while futures:
+                # Popped, so a stitched run (and the rows read into it) is freed at once.
+                run = futures.pop().result()
                 if run.error is None:
-                    run.rows = Path(f"{tmp}/{i}").read_text(encoding="utf-8")
-                runs.append(run)
+                    rows = Path(f"{tmp}/{len(futures)}")
+                    run.rows = rows.read_text(encoding="utf-8")
+                    rows.unlink()
+                yield run
                 if run.error is not None:
-                    break
-            return runs
+                    return
         finally:
             pool.shutdown(cancel_futures=True)
 
@@ -343,11 +350,25 @@ def verify_range(
     stop = None if start is None else start.commit
     cores = len(os.sched_getaffinity(0))
     expected = _expected(repo, tip, first_seq)
-    runs: Iterable[_Chunk] | None = None
     if cores >= 2 and expected >= _PARALLEL_MIN:
-        runs = _parallel(repo, tip, stop, first_seq, expected, cores)
+        try:
+            return _stitch(
+                _parallel(repo, tip, stop, first_seq, expected, cores), start, report, sink
+            )
+        except _Miscount:
+            pass  # raised before any run was stitched: nothing to undo
+    return _stitch(_sequential(repo, tip, stop, first_seq), start, report, sink)
+
+
+def _stitch(
+    runs: Iterable[_Chunk],
+    start: Position | None,
+    report: Report,
+    sink: Callable[[str], None] | None,
+) -> Position | None:
+    """Link the runs in order, raising the first failure; hand each run's rows to ``sink``."""
     pos = start
-    for run in runs if runs is not None else _sequential(repo, tip, stop, first_seq):
+    for run in runs:
         if run.first is not None:
             _check_link(run.first, pos)
         if run.error is not None:
