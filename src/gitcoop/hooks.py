@@ -38,16 +38,24 @@ def install(workdir: Path) -> Path:
 
     Returns the hook's path; raises ConfigError when a legacy hook would be overwritten.
     """
-    directory = hooks_dir(workdir)
+    return install_shim(hooks_dir(workdir), HOOK)
+
+
+def install_shim(directory: Path, name: str) -> Path:
+    """Write gitcoop's shim for hook ``name`` into ``directory``, keeping a foreign hook
+    there as ``<name>.legacy`` (which the shim runs first); return the hook's path.
+
+    Raises ConfigError when a kept legacy hook would be overwritten.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    hook, legacy = directory / HOOK, directory / f"{HOOK}.legacy"
+    hook, legacy = directory / name, directory / f"{name}.legacy"
     if hook.exists() and not _ours(hook):
         if legacy.exists():
             raise ConfigError(
                 f"both {hook} and {legacy} exist", hint="merge them into one, then run this again"
             )
         os.replace(hook, legacy)
-    text = resources.read_text("hooks", HOOK).replace(
+    text = resources.read_text("hooks", name).replace(
         "@INSTALL_PYTHON@", shlex.quote(sys.executable)
     )
     _fs.atomic_write(hook, text.encode(), mode=0o755)
@@ -76,3 +84,9 @@ def legacy_hook(git_dir: Path) -> Path | None:
     """The kept foreign hook to chain to, if any."""
     path = git_dir / "hooks" / f"{HOOK}.legacy"
     return path if path.exists() and os.access(path, os.X_OK) else None
+
+
+def input_lines(data: bytes, width: int) -> list[list[str]]:
+    """The lines of a hook's standard input that have exactly ``width`` fields, split."""
+    lines = (raw.split() for raw in data.decode("utf-8", errors="replace").splitlines())
+    return [fields for fields in lines if len(fields) == width]

@@ -29,12 +29,7 @@ class PushLine:
 
 def parse_lines(data: bytes) -> list[PushLine]:
     """Parse pre-push stdin (``<local ref> <local sha> <remote ref> <remote sha>`` lines)."""
-    out = []
-    for raw in data.decode("utf-8", errors="replace").splitlines():
-        parts = raw.split()
-        if len(parts) == 4:
-            out.append(PushLine(*parts))
-    return out
+    return [PushLine(*fields) for fields in hooks.input_lines(data, 4)]
 
 
 def _run_legacy(git_dir: Path, argv: list[str], stdin: bytes) -> int:

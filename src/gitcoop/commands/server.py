@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitcoop import _fs, _gitcli, canonical, constants, keys, ledger, pinned, records, resources
+from gitcoop import _gitcli, canonical, constants, hooks, keys, ledger, pinned, records
 from gitcoop.commands import verify as verify_mod
-from gitcoop.errors import ConfigError, ExitCode, GitcoopError, VerificationError
+from gitcoop.errors import ExitCode, GitcoopError, VerificationError
 from gitcoop.git import ZERO, Repo, open_repo
 
 HOOK = "pre-receive"
-MARKER = "# gitcoop-hook"
 Report = Callable[[str], None]
 
 
@@ -37,12 +35,7 @@ class Update:
 
 def parse_updates(data: bytes) -> list[Update]:
     """Parse pre-receive stdin (``<old> <new> <ref>`` lines)."""
-    out = []
-    for raw in data.decode("utf-8", errors="replace").splitlines():
-        parts = raw.split()
-        if len(parts) == 3:
-            out.append(Update(*parts))
-    return out
+    return [Update(*fields) for fields in hooks.input_lines(data, 3)]
 
 
 def install(path: str | Path) -> Path:
@@ -51,20 +44,7 @@ def install(path: str | Path) -> Path:
 
     Raises ConfigError when that would overwrite a kept hook, or ``path`` is no repository.
     """
-    directory = _hooks_dir(open_repo(path))
-    directory.mkdir(parents=True, exist_ok=True)
-    hook, legacy = directory / HOOK, directory / f"{HOOK}.legacy"
-    if hook.exists() and MARKER not in hook.read_text(encoding="utf-8", errors="replace"):
-        if legacy.exists():
-            raise ConfigError(
-                f"both {hook} and {legacy} exist", hint="merge them into one, then run this again"
-            )
-        os.replace(hook, legacy)
-    text = resources.read_text("hooks", HOOK).replace(
-        "@INSTALL_PYTHON@", shlex.quote(sys.executable)
-    )
-    _fs.atomic_write(hook, text.encode(), mode=0o755)
-    return hook
+    return hooks.install_shim(_hooks_dir(open_repo(path)), HOOK)
 
 
 def _hooks_dir(repo: Repo) -> Path:
