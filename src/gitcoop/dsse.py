@@ -311,7 +311,11 @@ def verify(envelope: Envelope, key: Ed25519PublicKey, *, payload_type: str) -> b
             hint=f"expected {payload_type!r}",
         )
     message = pae(envelope.payload_type, envelope.payload)
-    if any(_verifies(key, s.sig, message) for s in envelope.signatures):
+    sigs = envelope.signatures
+    # One signature is the usual case: checked without a generator per envelope.
+    if _verifies(key, sigs[0].sig, message) or any(
+        _verifies(key, s.sig, message) for s in sigs[1:]
+    ):
         return envelope.payload
     raise VerificationError(
         f"bad signature: none of {len(envelope.signatures)} signature(s) verifies"

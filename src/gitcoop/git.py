@@ -162,7 +162,7 @@ class Repo:
             obj = self._repo[_oid(oid)]
         except (KeyError, ValueError):
             return None
-        if obj.type != pygit2.enums.ObjectType.COMMIT:
+        if obj.type_str != "commit":  # a string compare: ``type`` builds an enum per call
             return None
         c = cast(pygit2.Commit, obj)
         return str(c.tree_id), tuple(str(p) for p in c.parent_ids)
