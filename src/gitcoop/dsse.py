@@ -313,7 +313,7 @@ def verify(envelope: Envelope, key: Ed25519PublicKey, *, payload_type: str) -> b
     message = pae(envelope.payload_type, envelope.payload)
     sigs = envelope.signatures
     # One signature is the usual case: checked without a generator per envelope.
-    if _verifies(key, sigs[0].sig, message) or any(
+    if (sigs and _verifies(key, sigs[0].sig, message)) or any(
         _verifies(key, s.sig, message) for s in sigs[1:]
     ):
         return envelope.payload
