@@ -156,3 +156,11 @@ def test_retrust_after_a_rewrite_puts_the_changed_attestation_back_on_top(
     assert (
         len(now) == 5 and json.loads(now[-1][0])["envelope"] == json.loads(dropped[0])["envelope"]
     )
+
+
+def test_remote_names_that_clean_up_alike_keep_apart() -> None:
+    from gitcoop.sync import _safe
+
+    assert _safe("origin") == "origin"
+    assert _safe("a/b") != _safe("a_b") and _safe("a/b").startswith("a_b-")
+    assert _safe("..x") != _safe("x")

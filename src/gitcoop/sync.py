@@ -8,6 +8,7 @@ always an ancestor of the local ledger.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -26,7 +27,12 @@ _GUARD = {constants.HOOK_GUARD_ENV: "1"}
 
 
 def _safe(remote: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", remote)[:100].lstrip(".") or "remote"
+    """The remote's name as one ref and file name component; a name that had to change
+    gets a digest of the original, so ``a/b`` and ``a_b`` never share a pin."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", remote)[:100].lstrip(".") or "remote"
+    if safe == remote:
+        return safe
+    return f"{safe}-{hashlib.sha256(remote.encode()).hexdigest()[:12]}"
 
 
 def staging_ref(remote: str) -> str:
@@ -157,8 +163,11 @@ def _evidence(repo: Repo, remote: str, pin: Position, theirs: str | None) -> tup
                 }
     folder = local_dir(repo) / "evidence"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{_safe(remote)}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-    _fs.atomic_write(path, json.dumps(record, indent=2, sort_keys=True).encode() + b"\n")
+    data = json.dumps(record, indent=2, sort_keys=True).encode() + b"\n"
+    # Named by time and content: two reports in one second never overwrite each other.
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = folder / f"{_safe(remote)}-{stamp}-{hashlib.sha256(data).hexdigest()[:8]}.json"
+    _fs.atomic_write(path, data)
     return detail, path
 
 
