@@ -127,15 +127,11 @@ class Repo:
         # Verify reads one of these per entry: the usual tree is matched raw, byte for
         # byte, because Tree and TreeEntry objects cost more than the reads themselves.
         pattern, blob_group, tree_group = _flat_tree(*names)
-        try:
-            kind, raw = self._repo.odb.read(c.tree_id)
-            m = pattern.fullmatch(raw) if kind == _TREE_TYPE else None
-            if m is not None:
-                kind, data = self._repo.odb.read(pygit2.Oid(raw=m[blob_group]))
-                if kind == _BLOB_TYPE:
-                    return data, m[tree_group].hex(), parents
-        except (KeyError, pygit2.GitError):
-            pass
+        raw = self._raw(c.tree_id, _TREE_TYPE)
+        m = None if raw is None else pattern.fullmatch(raw)
+        data = None if m is None else self._raw(pygit2.Oid(raw=m[blob_group]), _BLOB_TYPE)
+        if m is not None and data is not None:
+            return data, m[tree_group].hex(), parents
         data, sub = self._entry_commit_slow(c, oid, names)
         return data, sub, parents
 

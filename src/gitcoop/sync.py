@@ -79,9 +79,7 @@ def remote_pin(repo: Repo, remote: str) -> Position | None:
 
 
 def _write_remote_pin(repo: Repo, remote: str, pos: Position) -> None:
-    path = _pin_path(repo, remote)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _fs.atomic_write(path, json.dumps(pos.to_json()).encode())
+    _fs.atomic_write(_pin_path(repo, remote), json.dumps(pos.to_json()).encode())
 
 
 def _advance_remote_pin(repo: Repo, remote: str, pos: Position, proven: Position | None) -> None:
@@ -91,12 +89,9 @@ def _advance_remote_pin(repo: Repo, remote: str, pos: Position, proven: Position
     path.parent.mkdir(parents=True, exist_ok=True)
     with _fs.locked(path.with_suffix(".lock")):
         old = remote_pin(repo, remote)
-        if old is None or old == proven or _extends(repo, pos, old):
+        ahead = old is not None and old.seq < pos.seq and verify_mod.extends(repo, pos.commit, old)
+        if old is None or old == proven or ahead:
             _write_remote_pin(repo, remote, pos)
-
-
-def _extends(repo: Repo, pos: Position, old: Position) -> bool:
-    return old.seq < pos.seq and repo.is_ancestor(old.commit, pos.commit)
 
 
 def _position_at(repo: Repo, commit: str) -> Position:
@@ -211,7 +206,7 @@ def _check_pin(repo: Repo, remote: str, theirs: str | None, retrust: bool) -> Po
     pin = None if retrust else remote_pin(repo, remote)
     if pin is None:
         return None
-    if theirs is None or not (repo.has_object(pin.commit) and repo.is_ancestor(pin.commit, theirs)):
+    if theirs is None or not verify_mod.extends(repo, theirs, pin):
         raise _rewritten(repo, remote, pin, theirs)
     return pin
 
@@ -263,7 +258,7 @@ def _take(repo: Repo, theirs: str) -> tuple[int, int]:
     base = None if ours is None else repo.merge_base(ours, theirs)
     if base == theirs:
         return 0, 0  # the remote is behind: nothing to take
-    if ours is not None and base is None and _origin(repo, ours) != _origin(repo, theirs):
+    if ours is not None and base is None and _foreign(repo, ours, theirs):
         raise SecurityError(
             "the remote ledger has another genesis than the local one",
             hint="this clone and the remote hold different challenges",
@@ -288,9 +283,8 @@ def _take(repo: Repo, theirs: str) -> tuple[int, int]:
     return end.seq - shared, relinked
 
 
-def _origin(repo: Repo, tip: str) -> str:
-    head = ledger.read_record(repo, tip)
-    return head.entry.origin or ledger.entry_hash(head.data)
+def _foreign(repo: Repo, ours: str, theirs: str) -> bool:
+    return ledger.head_at(repo, ours).origin != ledger.head_at(repo, theirs).origin
 
 
 def _relink(repo: Repo, ours: str, theirs: str, base: str | None) -> int:

@@ -479,12 +479,13 @@ def verify(path: str | Path = ".", *, full: bool = False) -> Report:
             ledger.chain(repo, tip, start.commit)
         except GitcoopError:
             raise _rewritten(repo, tip, start) from None
-    if pin is not None and full and not _extends(repo, tip, pin):
+    if pin is not None and full and not extends(repo, tip, pin):
         verify_range(repo, tip, None, Report())  # a bad entry is named before the rewrite
         raise _rewritten(repo, tip, pin)
     report.head = advance(repo, tip, start, report) or start
     return report
 
 
-def _extends(repo: Repo, tip: str, pin: Position) -> bool:
+def extends(repo: Repo, tip: str, pin: Position) -> bool:
+    """Whether the chain ending at ``tip`` holds the entry ``pin`` names."""
     return repo.has_object(pin.commit) and repo.is_ancestor(pin.commit, tip)
