@@ -238,6 +238,18 @@ class Segment:
         return out
 
 
+def genesis(repo: Repo, tip: str) -> Record:
+    """The first entry of the chain ending at ``tip``, found by a walk over commits alone
+    (no entry is read on the way). Raises VerificationError when the chain branches."""
+    try:
+        pairs, _, branching = repo.first_parents(tip, None)
+    except GitOperationError as exc:
+        raise VerificationError(exc.message) from None
+    if branching is not None:
+        raise VerificationError(f"ledger commit {branching[:12]} has more than one parent")
+    return read_record(repo, pairs[-40:-20].hex())
+
+
 def walk_runs(repo: Repo, tip: str, stop: str | None, size: int) -> Iterator[Segment]:
     """The chain after ``stop`` up to ``tip`` in runs of ``size``, newest first, each as
     soon as it is walked; 40 bytes an entry, and no entry held twice.

@@ -53,13 +53,12 @@ def genesis_baseline(repo: Repo) -> str:
     cached = (_fs.read_or_none(cache) or b"").decode().split()
     if len(cached) == 2 and cached[0] == head.origin:
         return cached[1]
-    baseline = _read_baseline(repo, ledger.chain(repo, tip)[0])
+    baseline = _read_baseline(ledger.genesis(repo, tip))
     _fs.atomic_write(cache, f"{head.origin} {baseline}\n".encode())
     return baseline
 
 
-def _read_baseline(repo: Repo, first: str) -> str:
-    rec = ledger.read_record(repo, first)
+def _read_baseline(rec: ledger.Record) -> str:
     obj, _ = records.open_envelope(rec.entry.envelope, rec.entry.key, constants.EVENT_PAYLOAD_TYPE)
     event = records.parse_event(obj, "genesis")
     return records.genesis_fields(event.body)[2]

@@ -56,7 +56,7 @@ def _hooks_dir(repo: Repo) -> Path:
 
 def _trusted(repo: Repo, tip: str, updates: list[Update]) -> set[str]:
     """Fingerprints of the keys the challenge knows after this push."""
-    genesis = _genesis(repo, tip)
+    genesis = ledger.genesis(repo, tip)
     obj = canonical.decode(
         records.open_payload(
             genesis.entry.envelope, genesis.entry.key, constants.EVENT_PAYLOAD_TYPE
@@ -87,15 +87,6 @@ def _fingerprint(line: str) -> str | None:
         return keys.public_with_fingerprint(found.group())[1]
     except GitcoopError:
         return None
-
-
-def _genesis(repo: Repo, tip: str) -> ledger.Record:
-    commit = tip
-    while True:
-        rec = ledger.read_record(repo, commit)
-        if not rec.parents:
-            return rec
-        commit = rec.parents[0]
 
 
 def check(repo: Repo, update: Update, updates: list[Update]) -> str | None:
