@@ -77,6 +77,8 @@ class Running:
             # A server's own reason (its hooks speak as "remote: ...") says more than git's
             # closing "failed to push some refs".
             said = [ln.strip() for ln in detail if ln.startswith("remote:") and ln[7:].strip()]
+            # git's own "fatal:" line names the problem; the lines after it are advice.
+            said = said or [ln.strip() for ln in detail if ln.startswith("fatal:")][:1]
             last = (
                 said or [ln.strip() for ln in detail] or [f"exit status {self._proc.returncode}"]
             )[-1]
