@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import copy
+import itertools
 import json
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from securesystemslib import exceptions as sslib_exceptions
 # securesystemslib re-exports these without __all__, which mypy --strict flags.
 from securesystemslib.signer import CryptoSigner, SSlibKey  # type: ignore[attr-defined]
 
+from gitcoop import dsse
 from gitcoop.dsse import (
     MAX_PAYLOAD_BYTES,
     MAX_SIGNATURES,
@@ -165,7 +167,7 @@ def test_sign_and_verify_empty_payload(signer: SeedSigner) -> None:
 
 @pytest.mark.parametrize("index", [0, 5, len(PAYLOAD) - 1])
 def test_payload_bit_flip_rejected(envelope: Envelope, signer: SeedSigner, index: int) -> None:
-    tampered = replace(envelope, payload=_flip_bit(envelope.payload, index))
+    tampered = envelope._replace(payload=_flip_bit(envelope.payload, index))
     with pytest.raises(VerificationError, match="bad signature"):
         verify(tampered, signer.public_key(), payload_type=TYPE)
 
@@ -173,13 +175,13 @@ def test_payload_bit_flip_rejected(envelope: Envelope, signer: SeedSigner, index
 def test_payload_truncation_and_extension_rejected(envelope: Envelope, signer: SeedSigner) -> None:
     for payload in (PAYLOAD[:-1], PAYLOAD + b" ", b""):
         with pytest.raises(VerificationError, match="bad signature"):
-            verify(replace(envelope, payload=payload), signer.public_key(), payload_type=TYPE)
+            verify(envelope._replace(payload=payload), signer.public_key(), payload_type=TYPE)
 
 
 def test_payload_type_bit_flip_rejected(envelope: Envelope, signer: SeedSigner) -> None:
     # Flip a bit of the type but ask for the flipped type: the signature must still fail.
     flipped = _flip_bit(TYPE.encode(), 3, 1).decode()
-    tampered = replace(envelope, payload_type=flipped)
+    tampered = envelope._replace(payload_type=flipped)
     with pytest.raises(VerificationError, match="bad signature"):
         verify(tampered, signer.public_key(), payload_type=flipped)
 
@@ -190,7 +192,7 @@ def test_signature_bit_flip_rejected(
 ) -> None:
     bad = Signature("test", _flip_bit(envelope.signatures[0].sig, index, bit))
     with pytest.raises(VerificationError, match="bad signature"):
-        verify(replace(envelope, signatures=(bad,)), signer.public_key(), payload_type=TYPE)
+        verify(envelope._replace(signatures=(bad,)), signer.public_key(), payload_type=TYPE)
 
 
 def test_public_key_bit_flip_rejected(envelope: Envelope, signer: SeedSigner) -> None:
@@ -222,16 +224,16 @@ def test_type_confusion_rejected(signer: SeedSigner) -> None:
 
 def test_keyid_is_not_trusted(envelope: Envelope, signer: SeedSigner) -> None:
     good = envelope.signatures[0]
-    renamed = replace(envelope, signatures=(replace(good, keyid="someone-else"),))
+    renamed = envelope._replace(signatures=(good._replace(keyid="someone-else"),))
     assert verify(renamed, signer.public_key(), payload_type=TYPE) == PAYLOAD
     forged = Signature("test", _flip_bit(good.sig, 10))
     with pytest.raises(VerificationError, match="bad signature"):
-        verify(replace(envelope, signatures=(forged,)), signer.public_key(), payload_type=TYPE)
+        verify(envelope._replace(signatures=(forged,)), signer.public_key(), payload_type=TYPE)
 
 
 def test_any_valid_signature_suffices(envelope: Envelope, signer: SeedSigner) -> None:
     junk = Signature("test", b"\x00" * 64)
-    env = replace(envelope, signatures=(junk, Signature("x", b"\x01"), envelope.signatures[0]))
+    env = envelope._replace(signatures=(junk, Signature("x", b"\x01"), envelope.signatures[0]))
     assert verify(env, signer.public_key(), payload_type=TYPE) == PAYLOAD
 
 
@@ -242,7 +244,7 @@ def test_wrong_length_signature_fails_cleanly(
     sig = (envelope.signatures[0].sig * 3)[:length]
     with pytest.raises(VerificationError, match="bad signature"):
         verify(
-            replace(envelope, signatures=(Signature("test", sig),)),
+            envelope._replace(signatures=(Signature("test", sig),)),
             signer.public_key(),
             payload_type=TYPE,
         )
@@ -250,7 +252,7 @@ def test_wrong_length_signature_fails_cleanly(
 
 def test_no_signatures_fails(envelope: Envelope, signer: SeedSigner) -> None:
     with pytest.raises(VerificationError, match="bad signature"):
-        verify(replace(envelope, signatures=()), signer.public_key(), payload_type=TYPE)
+        verify(envelope._replace(signatures=()), signer.public_key(), payload_type=TYPE)
 
 
 # --- from_json -----------------------------------------------------------------------
@@ -335,11 +337,32 @@ def test_from_json_accepts_padding_variants(payload: str) -> None:
         "+_8=",  # both alphabets mixed
         "e31=",  # non-zero trailing bits: same bytes as "e30="
         "QR==",  # same for a one-byte value ("QQ==")
+        "e30A=",  # a whole group, then padding strict decoding lets through
     ],
 )
 def test_from_json_rejects_bad_base64(payload: str) -> None:
     with pytest.raises(FormatError, match=r"'payload'.*base64"):
         Envelope.from_json({**_valid_json(), "payload": payload})
+
+
+_PIECES = ["AQgw", "e30=", "e31=", "QQ==", "QR==", "Bh+/", "A", "g", "h", "=", "==", " ", "-"]
+
+
+def _canonical_or_none(text: str) -> bytes | None:
+    try:
+        data = binascii.a2b_base64(text, strict_mode=True)
+    except binascii.Error:
+        return None
+    return data if base64.b64encode(data).decode() == text else None
+
+
+def test_fast_base64_accepts_exactly_the_canonical_text() -> None:
+    # The fast decoder proves canonical form without encoding again: over every text of
+    # up to three pieces it must agree with "decodes strictly, and encodes back the same".
+    texts = ["".join(p) for n in range(4) for p in itertools.product(_PIECES, repeat=n)]
+    differ = [t for t in texts if dsse._b64decode_padded(t, 1 << 20) != _canonical_or_none(t)]
+    assert differ == []
+    assert sum(_canonical_or_none(t) is not None for t in texts) > 30  # both sides tried
 
 
 def test_from_json_accepts_url_safe_base64(signer: SeedSigner) -> None:
@@ -397,7 +420,7 @@ def test_securesystemslib_rejects_our_tampered_envelope(
     envelope: Envelope, signer: SeedSigner
 ) -> None:
     key = SSlibKey.from_crypto(signer.public_key(), keyid="test")
-    tampered = replace(envelope, payload=_flip_bit(PAYLOAD, 2))
+    tampered = envelope._replace(payload=_flip_bit(PAYLOAD, 2))
     theirs = sslib_dsse.Envelope.from_dict(tampered.to_json())
     with pytest.raises(sslib_exceptions.VerificationError, match="threshold"):
         theirs.verify([key], 1)

@@ -91,8 +91,6 @@ def test_subject_replay_is_caught(scored: Player) -> None:
 
 def test_validly_signed_lies_are_caught(scored: Player, monkeypatch) -> None:
     """A signer who attests a wrong tree or parent is caught by recomputing from git."""
-    import dataclasses
-
     from gitcoop import constants, keys, ledger, records
     from gitcoop.git import open_repo
 
@@ -103,8 +101,8 @@ def test_validly_signed_lies_are_caught(scored: Player, monkeypatch) -> None:
     obj, _ = records.open_envelope(entry.envelope, entry.key, constants.INTOTO_PAYLOAD_TYPE)
     honest = records.parse_attestation(obj)
     lies = {
-        "names parent": dataclasses.replace(honest, parent="0" * 40),
-        "subject digest mismatch": dataclasses.replace(honest, tree="1" * 40),
+        "names parent": honest._replace(parent="0" * 40),
+        "subject digest mismatch": honest._replace(tree="1" * 40),
     }
     for message, att in lies.items():
         before = repo.ref("refs/coop/ledger")

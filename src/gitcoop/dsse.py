@@ -11,9 +11,9 @@ import base64
 import binascii
 import functools
 import re
+import string
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -72,16 +72,14 @@ class Signer(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Signature:
+class Signature(NamedTuple):
     """One DSSE signature: an untrusted key hint and the raw signature bytes."""
 
     keyid: str
     sig: bytes
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):
     """A DSSE envelope: the payload, its type, and one or more signatures over the PAE."""
 
     payload_type: str
@@ -208,18 +206,34 @@ def _signature_from_json(raw: object, field: str) -> Signature:
     return Signature(keyid=keyid, sig=sig)
 
 
+_B64_VALUES = {
+    c: i
+    for i, c in enumerate(string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/")
+}
+
+
 def _b64decode_padded(text: str, max_bytes: int) -> bytes | None:
-    # What gitcoop itself writes: standard alphabet, padded. Decoding and re-encoding in C
-    # proves the text canonical; anything else takes the careful path below.
-    if not text.isascii():
+    # What gitcoop itself writes: standard alphabet, padded; anything else takes the
+    # careful path below. Strict decoding in C refuses other characters and misplaced
+    # padding; the length and the unused low bits of the last character before the
+    # padding (zero in the one canonical text) are all it leaves to check.
+    if not text.isascii() or len(text) % 4:
         return None
     try:
         data = binascii.a2b_base64(text, strict_mode=True)
     except binascii.Error:
         return None
-    if len(data) > max_bytes or binascii.b2a_base64(data, newline=False) != text.encode():
+    if len(data) > max_bytes or _unused_bits(text):
         return None
     return data
+
+
+def _unused_bits(text: str) -> int:
+    if text[-2:] == "==":
+        return _B64_VALUES.get(text[-3], 1) & 0b1111
+    if text[-1:] == "=":
+        return _B64_VALUES.get(text[-2], 1) & 0b11
+    return 0
 
 
 def _b64decode(text: str, field: str, max_bytes: int) -> bytes:

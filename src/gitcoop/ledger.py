@@ -12,8 +12,8 @@ import random
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from gitcoop import canonical, constants
 from gitcoop.errors import FormatError, GitOperationError, LedgerConflict, VerificationError
@@ -24,8 +24,7 @@ _FIELDS = {"version", "seq", "prev", "kind", "challenge", "origin", "key", "enve
 _PATIENCE = 10.0  # seconds a writer keeps retrying a lost compare-and-swap
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One ledger entry. ``envelope`` is the DSSE envelope JSON; ``key`` the signer's key."""
 
     seq: int
@@ -155,8 +154,7 @@ class Head:
         return self.entry.origin or self.hash
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """An entry read back from the chain, with its commit and its exact bytes."""
 
     commit: str
@@ -294,8 +292,7 @@ def create_genesis(repo: Repo, entry: Entry, pinned_tree: str) -> Head:
 
 def link(entry: Entry, after: Head) -> Entry:
     """Return ``entry`` positioned right after ``after`` (its content untouched)."""
-    return replace(
-        entry,
+    return entry._replace(
         seq=after.entry.seq + 1,
         prev=after.hash,
         origin=after.origin,

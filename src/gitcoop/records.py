@@ -10,7 +10,7 @@ import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from gitcoop import canonical, constants, dsse
 from gitcoop.errors import FormatError
@@ -23,8 +23,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _MAX_DIGITS = 40
 
 
-@dataclass(frozen=True)
-class Signer:
+class Signer(NamedTuple):
     """Who signed: key fingerprint plus the principal and name they gave."""
 
     keyid: str
@@ -42,8 +41,7 @@ class Signer:
         return cls(_str(d, "keyid"), _str(d, "principal"), _str(d, "name"))
 
 
-@dataclass(frozen=True)
-class Attestation:
+class Attestation(NamedTuple):
     """The verified content of a metric-delta statement."""
 
     commit: str
@@ -138,21 +136,21 @@ def _usual_attestation(payload: bytes) -> Attestation | None:
     )
     keyid, name, principal, split, time, commit, tree = m.groups()[10:]
     return Attestation(
-        commit=commit,
-        tree=tree,
-        challenge=challenge,
-        origin=origin,
-        metric=metric,
-        direction=direction,
-        split=split,
-        score=_bounded_decimal(score),
-        parent=parent,
-        parent_score=None if parent_score is None else _bounded_decimal(parent_score),
-        delta=None if delta is None else _bounded_decimal(delta),
-        environment=env,
-        duration_ms=int(ms),
-        time=time,
-        signer=Signer(keyid, principal, name),
+        commit,
+        tree,
+        challenge,
+        origin,
+        metric,
+        direction,
+        split,
+        _bounded_decimal(score),
+        parent,
+        None if parent_score is None else _bounded_decimal(parent_score),
+        None if delta is None else _bounded_decimal(delta),
+        env,
+        int(ms),
+        time,
+        Signer(keyid, principal, name),
     )
 
 

@@ -14,8 +14,8 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from gitcoop import _fs
 
@@ -23,8 +23,7 @@ FILE = "attestations.jsonl"
 _TRAILER = "#"
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """One verified attestation, as credit needs it."""
 
     seq: int

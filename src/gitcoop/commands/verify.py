@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from gitcoop import _fs, canonical, constants, ledger, pinned, records, vindex
 from gitcoop.errors import ConfigError, FormatError, GitcoopError, SecurityError, VerificationError
@@ -26,8 +27,7 @@ _KIND_TYPES = {
 }
 
 
-@dataclass(frozen=True)
-class Position:
+class Position(NamedTuple):
     """Where verification stands: the last verified entry and the rules then in force."""
 
     commit: str
@@ -39,7 +39,7 @@ class Position:
 
     def to_json(self) -> dict[str, object]:
         """Plain JSON form (the pin file)."""
-        return dict(self.__dict__)
+        return dict(self._asdict())
 
 
 @dataclass
