@@ -110,3 +110,22 @@ def test_a_foreign_pre_receive_hook_is_kept_and_runs_first(world: World) -> None
     m.coop("evaluate")
     code, err = _push_ledger(m)
     assert code == 0 and "legacy ran" in err
+
+
+def test_the_guard_remembers_the_genesis_and_walks_when_that_does_not_fit(
+    guarded: Player, world: World
+) -> None:
+    seen = world.remote / "coop" / "guard.json"
+    genesis = run(world.remote, "git", "rev-list", "--max-parents=0", "refs/coop/ledger")
+    for attempt, planted in enumerate([None, "tip", "garbage"]):
+        if planted == "tip":  # names a commit that is no genesis: not taken as one
+            tip = _remote_ledger(world)
+            seen.write_text(json.dumps({"tip": tip, "genesis": tip}))
+        elif planted == "garbage":
+            seen.write_text("{not json")
+        guarded.commit_score(f"0.{61 + attempt}")
+        guarded.coop("evaluate")
+        code, err = _push_ledger(guarded)
+        assert code == 0, err
+        remembered = json.loads(seen.read_text())
+        assert remembered == {"tip": _remote_ledger(world), "genesis": genesis.stdout.strip()}

@@ -8,6 +8,7 @@ signatures, and are signed by keys the challenge knows (its genesis trust list, 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -15,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitcoop import _gitcli, canonical, constants, hooks, keys, ledger, pinned, records
+from gitcoop import _fs, _gitcli, canonical, constants, hooks, keys, ledger, pinned, records
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ExitCode, GitcoopError, VerificationError
 from gitcoop.git import ZERO, Repo, open_repo
+from gitcoop.workspace import local_dir
 
 HOOK = "pre-receive"
 Report = Callable[[str], None]
@@ -54,9 +56,34 @@ def _hooks_dir(repo: Repo) -> Path:
     ).resolve()
 
 
-def _trusted(repo: Repo, tip: str, updates: list[Update]) -> set[str]:
+_SEEN = "guard.json"  # under the repository's gitcoop directory
+
+
+def _genesis(repo: Repo, update: Update) -> ledger.Record:
+    """The first entry of the chain ``update`` leaves, without walking to it when the
+    update extends the tip this guard accepted last (a fast-forward keeps the genesis)."""
+    raw = _fs.read_or_none(local_dir(repo) / _SEEN)
+    try:
+        seen = json.loads(raw) if raw else {}
+        if seen.get("tip") == update.old != ZERO:
+            rec = ledger.read_record(repo, str(seen["genesis"]))
+            if rec.entry.seq == 0 and rec.entry.kind == "genesis" and not rec.parents:
+                return rec
+    except (ValueError, TypeError, KeyError, AttributeError, GitcoopError):
+        pass  # a cache that does not help: walk
+    return ledger.genesis(repo, update.new)
+
+
+def _remember(repo: Repo, update: Update, genesis: ledger.Record) -> None:
+    data = json.dumps({"tip": update.new, "genesis": genesis.commit}).encode()
+    try:
+        _fs.atomic_write(local_dir(repo) / _SEEN, data, durable=False)
+    except OSError:
+        return  # the next push walks again
+
+
+def _trusted(repo: Repo, genesis: ledger.Record, tip: str, updates: list[Update]) -> set[str]:
     """Fingerprints of the keys the challenge knows after this push."""
-    genesis = ledger.genesis(repo, tip)
     obj = canonical.decode(
         records.open_payload(
             genesis.entry.envelope, genesis.entry.key, constants.EVENT_PAYLOAD_TYPE
@@ -102,7 +129,8 @@ def check(repo: Repo, update: Update, updates: list[Update]) -> str | None:
         start = verify_mod.position(ledger.read_record(repo, update.old))
     try:
         verify_mod.verify_range(repo, update.new, start, verify_mod.Report())
-        trusted = _trusted(repo, update.new, updates)
+        genesis = _genesis(repo, update)
+        trusted = _trusted(repo, genesis, update.new, updates)
         stop = None if update.old == ZERO else update.old
         for rec in ledger.records(repo, update.new, stop):
             _, keyid = keys.public_with_fingerprint(rec.entry.key)
@@ -113,6 +141,7 @@ def check(repo: Repo, update: Update, updates: list[Update]) -> str | None:
                 )
     except GitcoopError as exc:
         return exc.message
+    _remember(repo, update, genesis)
     return None
 
 
