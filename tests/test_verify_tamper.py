@@ -61,6 +61,15 @@ def test_tampering_without_pin_exits_1(scored: Player) -> None:
     assert "ledger entry #2 bad signature" in out.stderr
 
 
+def test_an_unreadable_pin_is_said_and_verify_starts_from_genesis(scored: Player) -> None:
+    (scored.repo / ".git/coop/verified.json").write_text("{half a pin")
+    out = scored.coop("verify")
+    assert "5 entries, 5 checked now" in out.stdout
+    assert "verified.json was unreadable" in out.stdout + out.stderr
+    out = scored.coop("verify")  # the pin is whole again
+    assert "0 checked now" in out.stdout and "unreadable" not in out.stdout + out.stderr
+
+
 def test_verify_is_incremental(scored: Player) -> None:
     scored.commit_score("0.9")
     scored.coop("evaluate")

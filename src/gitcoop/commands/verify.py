@@ -473,6 +473,11 @@ def verify(path: str | Path = ".", *, full: bool = False) -> Report:
             hint="run: git coop init (or git coop sync REMOTE in a clone)",
         )
     pin = read_pin(repo)
+    if pin is None and _pin_path(repo).exists():
+        report.warnings.append(
+            f"{_pin_path(repo)} was unreadable: checked from the genesis entry, so a rewrite "
+            "made before this run could not be told from the history this clone verified"
+        )
     start = None if full else pin
     if start is not None:
         try:
