@@ -20,7 +20,7 @@ SEED = bytes(range(32))
 
 
 def _key() -> SigningKey:
-    return SigningKey(Path("/nonexistent"), Ed25519PrivateKey.from_private_bytes(SEED))
+    return SigningKey.from_private(Path("/nonexistent"), Ed25519PrivateKey.from_private_bytes(SEED))
 
 
 def _attestation(key: SigningKey) -> records.Attestation:

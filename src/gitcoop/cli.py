@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -349,6 +350,50 @@ def key_generate() -> None:
             email = "unknown@localhost"
         k = keys.generate(home, comment=email)
     _say(f"created {k.path}\n{k.public_openssh}\n{k.keyid}")
+
+
+@key_app.command("export")
+def key_export(
+    private: Annotated[
+        Path | None,
+        typer.Option(
+            "--private",
+            help="Copy the private key to this new file (0600, outside any work tree) "
+            "instead of printing the public line.",
+        ),
+    ] = None,
+) -> None:
+    """Print your trust-list line (principal and public key), or copy your private key."""
+    from gitcoop import keys
+    from gitcoop.commands.key import trust_line
+
+    with _errors():
+        if private is None:
+            _say(trust_line(Path(".")))
+            return
+        written = keys.export_private(keys.gitcoop_home(), private)
+    _say(f"wrote {written} (keep it private: it signs as you)")
+
+
+@key_app.command("import")
+def key_import(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="An OpenSSH Ed25519 private key file, e.g. ~/.ssh/id_ed25519."),
+    ] = None,
+    from_git: Annotated[
+        bool,
+        typer.Option("--from-git", help="The key git signs your commits with (user.signingKey)."),
+    ] = False,
+) -> None:
+    """Sign with an Ed25519 key you already have (one protected by a passphrase signs
+    through ssh-agent)."""
+    from gitcoop.commands.key import import_key
+
+    with _errors():
+        k = import_key(Path("."), path, from_git=from_git)
+    where = "held by ssh-agent, named in" if k.in_agent else "copied to"
+    _say(f"{where} {k.path}\n{k.public_openssh}\n{k.keyid}")
 
 
 @server_app.command("install")

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from gitcoop import _fs, constants
 from gitcoop.errors import KeyFileError, VerificationError
 
 KEY_NAME = "id_ed25519"
+AGENT_NAME = KEY_NAME + ".agent"  # the public key of a key that ssh-agent holds
 _SSH_ED25519 = b"ssh-ed25519"
 
 
@@ -70,15 +72,18 @@ def public_with_fingerprint(text: str) -> tuple[Ed25519PublicKey, str]:
 
 @dataclass(frozen=True)
 class SigningKey:
-    """A private Ed25519 key with its public half; the repr never shows key material."""
+    """An Ed25519 signing key: a private key file, or a key ssh-agent holds (``path`` is
+    then the public key file that names it). The repr never shows key material."""
 
     path: Path
-    _private: Ed25519PrivateKey = field(repr=False)
+    public: Ed25519PublicKey = field(repr=False)
+    _sign: Callable[[bytes], bytes] = field(repr=False)
+    in_agent: bool = False
 
-    @property
-    def public(self) -> Ed25519PublicKey:
-        """The public key."""
-        return self._private.public_key()
+    @classmethod
+    def from_private(cls, path: Path, private: Ed25519PrivateKey) -> SigningKey:
+        """The key of a private key file."""
+        return cls(path, private.public_key(), private.sign)
 
     @property
     def keyid(self) -> str:
@@ -92,7 +97,12 @@ class SigningKey:
 
     def sign(self, data: bytes) -> bytes:
         """Return the Ed25519 signature of ``data``."""
-        return self._private.sign(data)
+        return self._sign(data)
+
+
+def signers_line(principal: str, public: str) -> str:
+    """The trust-list line (OpenSSH allowed_signers format) for a principal's key."""
+    return f'{principal} namespaces="gitcoop" {public}'
 
 
 def _check_private_file(path: Path) -> None:
@@ -122,8 +132,10 @@ def refuse_inside(path: Path, worktree: Path | None) -> None:
 
 
 def load(home: Path) -> SigningKey:
-    """Load the private key from ``home/keys``; raises KeyFileError when missing or unsafe."""
+    """Load the signing key from ``home/keys``; raises KeyFileError when missing or unsafe."""
     path = home / "keys" / KEY_NAME
+    if not path.exists() and (home / "keys" / AGENT_NAME).exists():
+        return _agent_key(home / "keys" / AGENT_NAME)
     try:
         _check_private_file(path)
         data = path.read_bytes()
@@ -131,9 +143,13 @@ def load(home: Path) -> SigningKey:
         raise KeyFileError(f"no signing key at {path}", hint="run: git coop key generate") from None
     except PermissionError:
         raise KeyFileError(f"cannot read private key {path}", hint="check its owner") from None
+    return SigningKey.from_private(path, _private_key(path, data))
+
+
+def _private_key(path: Path, data: bytes) -> Ed25519PrivateKey:
     key = _plain_ed25519(data)
     if key is not None:
-        return SigningKey(path, key)
+        return key
     # Anything else (encrypted, another key type, damaged) gets the library's verdict.
     from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 
@@ -143,7 +159,24 @@ def load(home: Path) -> SigningKey:
         raise KeyFileError(f"{path} is not an unencrypted OpenSSH Ed25519 private key") from None
     if not isinstance(loaded, Ed25519PrivateKey):
         raise KeyFileError(f"{path} is not an Ed25519 key")
-    return SigningKey(path, loaded)
+    return loaded
+
+
+def _agent_key(path: Path) -> SigningKey:
+    """The key ssh-agent holds whose public key ``path`` names."""
+    from gitcoop import sshagent
+
+    try:
+        public = parse_public(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, VerificationError) as exc:
+        raise KeyFileError(f"{path} does not name an ssh-ed25519 key: {exc}") from None
+    blob = _wire(public.public_bytes_raw())
+    if blob not in sshagent.identities():
+        raise KeyFileError(
+            f"ssh-agent does not hold the key {fingerprint(public)} named by {path}",
+            hint="add it with: ssh-add PRIVATE_KEY_FILE",
+        )
+    return SigningKey(path, public, functools.partial(sshagent.sign, blob), in_agent=True)
 
 
 _PEM_BEGIN = b"-----BEGIN OPENSSH PRIVATE KEY-----"
@@ -232,37 +265,174 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         os.close(fd)
 
 
+def _key_dir(home: Path) -> Path:
+    """``home/keys`` (created 0700, ``home`` too), refusing when it already holds a key."""
+    keydir = home / "keys"
+    keydir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(home, 0o700)
+    os.chmod(keydir, 0o700)
+    for name in (KEY_NAME, AGENT_NAME):
+        if (keydir / name).exists():
+            raise KeyFileError(
+                f"a key already exists at {keydir / name}",
+                hint="it was left untouched; move it away first to replace it",
+            )
+    return keydir
+
+
+def _store(keydir: Path, name: str, data: bytes, mode: int, public: str, comment: str) -> Path:
+    path = keydir / name
+    _write_new(path, data, mode)
+    pub = keydir / (KEY_NAME + ".pub")
+    pub.unlink(missing_ok=True)
+    _write_new(pub, f"{public} {comment}\n".encode(), 0o644)
+    _fs.fsync_dir(keydir)
+    return path
+
+
+def _pem(private: Ed25519PrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+
+
 def generate(home: Path, *, comment: str) -> SigningKey:
     """Create a new key under ``home/keys`` (dir 0700, file 0600); never overwrites.
 
     Raises KeyFileError when a key already exists there.
     """
-    from cryptography.hazmat.primitives import serialization
-
-    keydir = home / "keys"
-    keydir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(home, 0o700)
-    os.chmod(keydir, 0o700)
-    path = keydir / KEY_NAME
-    if path.exists():
-        raise KeyFileError(f"a key already exists at {path}", hint="it was left untouched")
+    keydir = _key_dir(home)
     private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    )
-    _write_new(path, pem, 0o600)
-    pub_line = f"{public_openssh(private.public_key())} {comment}\n".encode()
-    pub = keydir / (KEY_NAME + ".pub")
-    pub.unlink(missing_ok=True)
-    _write_new(pub, pub_line, 0o644)
-    _fs.fsync_dir(keydir)
-    return SigningKey(path, private)
+    public = public_openssh(private.public_key())
+    path = _store(keydir, KEY_NAME, _pem(private), 0o600, public, comment)
+    return SigningKey.from_private(path, private)
+
+
+def import_file(home: Path, source: Path, *, comment: str) -> SigningKey:
+    """Make the OpenSSH Ed25519 key in ``source`` the signing key under ``home``: an
+    unencrypted private key is copied (0600); for a passphrase-protected one, which
+    gitcoop cannot unlock without a prompt, ssh-agent must hold it and signs with it.
+
+    Raises KeyFileError when ``source`` is missing, unsafe (readable by others, owned by
+    someone else), not an Ed25519 key, or when a key exists under ``home`` already.
+    """
+    try:
+        _check_private_file(source)
+        data = source.read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(f"no key file at {source}", hint="name a private key file") from None
+    except (PermissionError, IsADirectoryError):
+        raise KeyFileError(f"cannot read {source}", hint="name a private key file") from None
+    listed = _listed_public(data)
+    if listed is not None and _plain_ed25519(data) is None and _encrypted(data):
+        return import_agent(home, public_openssh(listed), comment=comment, source=source)
+    private = _private_key(source, data)
+    keydir = _key_dir(home)
+    public = public_openssh(private.public_key())
+    path = _store(keydir, KEY_NAME, _pem(private), 0o600, public, comment)
+    return SigningKey.from_private(path, private)
+
+
+def import_agent(
+    home: Path, public_text: str, *, comment: str, source: Path | None = None
+) -> SigningKey:
+    """Make the key ssh-agent holds for ``public_text`` the signing key under ``home``
+    (only its public half is written). Raises KeyFileError when the agent lacks it."""
+    from gitcoop import sshagent
+
+    public = parse_public(public_text)
+    try:
+        held = _wire(public.public_bytes_raw()) in sshagent.identities()
+        why = "ssh-agent does not hold it"
+    except KeyFileError as exc:
+        held, why = False, exc.message
+    if not held:
+        named = "the key" if source is None else f"{source} is protected by a passphrase: it"
+        raise KeyFileError(
+            f"{named} can only sign through ssh-agent (gitcoop signs during git push, "
+            f"where it cannot ask for a passphrase), and {why}",
+            hint=f"run: ssh-add {source or 'PRIVATE_KEY_FILE'}, then import again",
+        )
+    keydir = _key_dir(home)
+    line = public_openssh(public)
+    path = _store(keydir, AGENT_NAME, f"{line} {comment}\n".encode(), 0o644, line, comment)
+    return _agent_key(path)
+
+
+def _listed_public(data: bytes) -> Ed25519PublicKey | None:
+    """The public key an OpenSSH private key file lists in the clear (encrypted or not)."""
+    text = data.strip()
+    if not (text.startswith(_PEM_BEGIN) and text.endswith(_PEM_END)):
+        return None
+    try:
+        blob = base64.b64decode(b"".join(text[len(_PEM_BEGIN) : -len(_PEM_END)].split()))
+        if not blob.startswith(_MAGIC):
+            return None
+        outer = _Fields(blob, len(_MAGIC))
+        outer.string(), outer.string(), outer.string()
+        if outer.uint32() != 1:
+            return None
+        listed = _Fields(outer.string(), 0)
+        if listed.string() != _SSH_ED25519:
+            return None
+        raw = listed.string()
+        return Ed25519PublicKey.from_public_bytes(raw) if len(raw) == 32 else None
+    except ValueError:
+        return None
+
+
+def _encrypted(data: bytes) -> bool:
+    text = data.strip()
+    blob = base64.b64decode(b"".join(text[len(_PEM_BEGIN) : -len(_PEM_END)].split()))
+    return _Fields(blob, len(_MAGIC)).string() != b"none"
+
+
+def export_private(home: Path, dest: Path) -> Path:
+    """Copy the private key file to ``dest`` (a new file, 0600), never into a work tree.
+
+    Raises KeyFileError when the key lives in ssh-agent, ``dest`` exists, or ``dest`` lies
+    inside a git work tree.
+    """
+    key = load(home)
+    if key.in_agent:
+        raise KeyFileError(
+            "the signing key is held by ssh-agent: there is no key file to export",
+            hint="copy the private key file you added to the agent instead",
+        )
+    root, here = _work_tree_of(dest.parent), dest.parent.resolve()
+    if root is not None and (here == root.resolve() or root.resolve() in here.parents):
+        raise KeyFileError(
+            f"{dest} is inside the work tree {root}, where it could be committed",
+            hint="name a file outside any repository's work tree",
+        )
+    try:
+        _write_new(dest, key.path.read_bytes(), 0o600)
+    except FileExistsError:
+        raise KeyFileError(
+            f"{dest} exists", hint="it was left untouched; name a new file"
+        ) from None
+    except FileNotFoundError:
+        raise KeyFileError(f"no directory {dest.parent}", hint="create it first") from None
+    return dest
+
+
+def _work_tree_of(path: Path) -> Path | None:
+    import pygit2
+
+    found = pygit2.discover_repository(str(path))
+    if found is None:
+        return None
+    workdir = pygit2.Repository(found).workdir
+    return None if workdir is None else Path(workdir)
 
 
 def load_or_create(home: Path, *, comment: str) -> tuple[SigningKey, bool]:
     """Return the user's key and whether it was just created."""
-    if (home / "keys" / KEY_NAME).exists():
+    keydir = home / "keys"
+    if (keydir / KEY_NAME).exists() or (keydir / AGENT_NAME).exists():
         return load(home), False
     return generate(home, comment=comment), True

@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitcoop import _gitcli, constants, hooks, ledger, pinned, records, resources, sync
+from gitcoop import _gitcli, constants, hooks, keys, ledger, pinned, records, resources, sync
 from gitcoop.challenge import parse_challenge, render_template
 from gitcoop.commands import evaluate as evaluate_mod
 from gitcoop.errors import ConfigError, GitcoopError, MetricError
@@ -64,7 +64,7 @@ def _signers_text(email: str, key: SigningKey) -> str:
         "# gitcoop trust list, OpenSSH allowed_signers format: principal, options, key.\n"
         "# Edits take effect only through a ledger entry signed by a maintainer.\n"
         "# role: maintainer\n"
-        f'{email} namespaces="gitcoop" {key.public_openssh}\n'
+        f"{keys.signers_line(email, key.public_openssh)}\n"
     )
 
 
