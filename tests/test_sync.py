@@ -51,3 +51,16 @@ def test_sync_twice_changes_nothing(world: World) -> None:
     before = m.ref("refs/coop/ledger")
     assert m.coop("sync", "origin").stdout.strip() == "fetched 0, re-linked 0, nothing to push"
     assert m.ref("refs/coop/ledger") == before
+
+
+def test_the_first_command_in_a_fresh_clone_takes_the_ledger(world: World) -> None:
+    m = world.maintainer()
+    m.commit_score("0.7")
+    m.git("push", "-q", "origin", "main")  # the pre-push hook scores and publishes
+    for first in (["credit"], ["verify"], ["log"]):
+        ada = world.contributor(f"ada-{first[0]}", "Ada", "ada@example.org", join=False)
+        assert ada.ref("refs/coop/ledger") is None
+        out = ada.coop(*first)
+        assert "took the challenge's ledger from origin" in out.stderr
+        assert ada.ref("refs/coop/ledger") == m.ref("refs/coop/ledger")
+    assert "0.7" in out.stdout  # the log shows the maintainer's attestation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def open_session(path: str | Path = ".") -> Session:
     Raises NotARepository, or ConfigError when no ledger exists.
     """
     repo = open_repo(path)
-    head = ledger.head(repo)
+    head = ledger.head(repo) or fetch_first(repo)
     if head is None:
         raise ConfigError(
             "this repository has no gitcoop ledger",
@@ -41,6 +42,27 @@ def open_session(path: str | Path = ".") -> Session:
     local = local_dir(repo)
     pin = pinned.load(repo, head.pinned_tree, head.entry.challenge, local / "challenges")
     return Session(repo, head, pin, local)
+
+
+def fetch_first(repo: Repo) -> ledger.Head | None:
+    """In a clone of a challenge that has no ledger yet, take it from the remotes (the
+    first gitcoop command there does what ``git coop init`` would); None when none has it.
+
+    Raises SecurityError or VerificationError for a ledger that does not verify, and
+    GitOperationError when a remote cannot be reached.
+    """
+    root = repo.workdir
+    if root is None or not (root / constants.CHALLENGE_FILE).exists():
+        return None
+    from gitcoop import _gitcli, sync
+
+    for remote in _gitcli.git(root, "remote").split():
+        sync.sync(repo, root, remote, push=False)
+        head = ledger.head(repo)
+        if head is not None:
+            print(f"gitcoop: took the challenge's ledger from {remote}", file=sys.stderr)
+            return head
+    return None
 
 
 def genesis_baseline(repo: Repo) -> str:

@@ -8,14 +8,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitcoop import _gitcli, constants, hooks, keys, ledger, pinned, records, resources, sync
+from gitcoop import _gitcli, constants, hooks, keys, ledger, pinned, records, resources
 from gitcoop.challenge import parse_challenge, render_template
 from gitcoop.commands import evaluate as evaluate_mod
 from gitcoop.errors import ConfigError, GitcoopError, MetricError
 from gitcoop.git import Repo, open_repo
 from gitcoop.keys import SigningKey
 from gitcoop.metric import AUTO_NAME
-from gitcoop.session import open_session, signer_for
+from gitcoop.session import fetch_first, open_session, signer_for
 from gitcoop.workspace import local_dir
 
 
@@ -193,11 +193,7 @@ def _create(repo: Repo, root: Path, opts: InitOptions, *, adopt: bool = False) -
 def _join(repo: Repo, root: Path, opts: InitOptions) -> InitResult:
     # A clone of an existing challenge: take the ledger from a remote and set up this clone;
     # with no ledger anywhere, the committed challenge file starts a new one.
-    for remote in _remotes(root):
-        sync.sync(repo, root, remote, push=False)
-        if ledger.head(repo) is not None:
-            break
-    if ledger.head(repo) is None:
+    if fetch_first(repo) is None:
         if (root / constants.SIGNERS_FILE).exists():
             raise ConfigError(
                 "this challenge's ledger was not found on any remote",
@@ -208,11 +204,6 @@ def _join(repo: Repo, root: Path, opts: InitOptions) -> InitResult:
     hook = hooks.install(root) if opts.hooks and not hooks.installed(root) else None
     session = open_session(root)
     return InitResult("joined", session.pinned.challenge.name, key_created=created, hook=hook)
-
-
-def _remotes(root: Path) -> list[str]:
-    out = _gitcli.git(root, "remote")
-    return [r for r in out.split() if r]
 
 
 def init(path: str | Path, opts: InitOptions) -> InitResult:

@@ -466,6 +466,10 @@ def verify(path: str | Path = ".", *, full: bool = False) -> Report:
     """
     repo = open_repo(path)
     tip = repo.ref(constants.LEDGER_REF)
+    if tip is None:
+        from gitcoop.session import fetch_first
+
+        tip = None if (got := fetch_first(repo)) is None else got.commit
     report = Report(full=full)
     if tip is None:
         raise ConfigError(
