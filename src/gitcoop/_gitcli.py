@@ -7,9 +7,10 @@ direct ``subprocess`` call and not GitPython.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from gitcoop.errors import GitOperationError
@@ -50,14 +51,21 @@ class Running:
     As a context manager it is always waited for, so no git process outlives the caller.
     """
 
-    def __init__(self, cwd: Path, args: tuple[str, ...], env: Mapping[str, str] | None) -> None:
+    def __init__(
+        self,
+        cwd: Path,
+        args: tuple[str, ...],
+        env: Mapping[str, str] | None,
+        *,
+        stdin: int = subprocess.DEVNULL,
+    ) -> None:
         self._args = args
         try:
             self._proc = subprocess.Popen(
                 ["git", *args],
                 cwd=cwd,
                 env=_clean_env(env),
-                stdin=subprocess.DEVNULL,
+                stdin=stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
@@ -161,3 +169,30 @@ def fetch_refs(
 def run_hook(path: Path, argv: list[str], stdin: bytes) -> int:
     """Run a kept foreign hook with git's arguments and input; return its exit status."""
     return subprocess.run([str(path), *argv], input=stdin, check=False).returncode
+
+
+def feed(
+    cwd: Path,
+    args: tuple[str, ...],
+    chunks: Iterable[bytes],
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Run ``git args`` in ``cwd`` with ``chunks`` written to its standard input, in order
+    and as they come (the whole input is never held at once); return its stdout. The
+    command must say little before it has read everything (as ``fast-import --quiet``).
+
+    Raises GitOperationError like ``git``, also when git exits before reading everything.
+    """
+    with Running(cwd, args, env, stdin=subprocess.PIPE) as running:
+        pipe = running._proc.stdin
+        assert pipe is not None
+        try:
+            for chunk in chunks:
+                pipe.write(chunk)
+        except BrokenPipeError:
+            pass  # git stopped reading: wait() reports why
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                pipe.close()
+            running._proc.stdin = None  # closed: Python 3.11's communicate() would flush it
+        return running.wait()

@@ -84,6 +84,34 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(int(ExitCode.CHECK_FAILED)) from None
 
 
+def _refresh_notes() -> None:
+    """Bring refs/notes/coop up to the ledger (display only): a failure is one warning."""
+    from gitcoop import constants, notes
+    from gitcoop.git import open_repo
+    from gitcoop.workspace import local_dir
+
+    try:
+        repo = open_repo(".")
+    except GitcoopError:
+        return
+    if repo.ref(constants.LEDGER_REF) is not None:
+        notes.warn_on_failure(repo, local_dir(repo), _err)
+
+
+@contextlib.contextmanager
+def _then_notes() -> Iterator[None]:
+    """Refresh the notes after the block, also when it fails (the ledger may have moved
+    before the failure), but not when it was interrupted."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        _refresh_notes()
+        raise
+    _refresh_notes()
+
+
 def _version(value: bool) -> None:
     if value:
         _say(f"gitcoop {__version__}")
@@ -146,7 +174,7 @@ def init(
         hooks,
         commit,
     )
-    with _errors():
+    with _errors(), _then_notes():
         result = run(".", opts)
     if result.status == "exists":
         _say(f"challenge {result.name} already exists here; nothing changed")
@@ -177,7 +205,7 @@ def evaluate(
     from gitcoop.commands.evaluate import first_error
     from gitcoop.session import open_session, signer_for
 
-    with _errors():
+    with _errors(), _then_notes():
         s = open_session(".")
         commits = [c for r in (revs or ["HEAD"]) for c in s.repo.resolve_many(r)]
         key, signer, _ = signer_for(s.repo, s.repo.workdir)
@@ -264,6 +292,7 @@ def verify(
 
     with _errors():
         report = run(".", full=full)
+        _refresh_notes()
     if as_json:
         _dump(report.to_json())
         return
@@ -316,7 +345,7 @@ def sync(
     from gitcoop.git import open_repo
     from gitcoop.sync import sync as run
 
-    with _errors():
+    with _errors(), _then_notes():
         repo = open_repo(".")
         result = run(repo, repo.workdir or repo.common_dir, remote, retrust=retrust)
     _say(

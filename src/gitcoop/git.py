@@ -438,6 +438,33 @@ class Repo:
             paths.add(delta.new_file.path)
         return sorted(paths)
 
+    def read_files(self, tree: str, paths: Iterable[str]) -> dict[str, bytes]:
+        """The blobs at ``dir/name`` paths below ``tree``, by path; paths with no blob there
+        are left out. Each directory is loaded once, however many paths it holds.
+
+        Raises GitOperationError when ``tree`` is missing.
+        """
+        try:
+            root = cast(pygit2.Tree, self._repo[_oid(tree)])
+        except KeyError:
+            raise GitOperationError(f"tree {tree} is missing") from None
+        by_dir: dict[str, list[str]] = {}
+        for path in paths:
+            folder, _, name = path.rpartition("/")
+            by_dir.setdefault(folder, []).append(name)
+        out: dict[str, bytes] = {}
+        for folder, names in by_dir.items():
+            sub = _entry(root, folder) if folder else root
+            if sub is None or sub.type_str != "tree":
+                continue
+            for name in names:
+                found = _entry(cast(pygit2.Tree, sub), name)
+                if found is not None and found.type_str == "blob":
+                    data = self._raw(found.id, _BLOB_TYPE)
+                    if data is not None:
+                        out[f"{folder}/{name}" if folder else name] = data
+        return out
+
 
 @functools.lru_cache(maxsize=4)
 def _flat_tree(blob: str, tree: str) -> tuple[re.Pattern[bytes], int, int]:

@@ -79,7 +79,7 @@ def pre_push(remote: str, url: str, stdin: bytes, report: Report) -> int:
     if not _unattested(s, commits) and not (touches and _pending_publish(repo, remote)):
         return 0  # the idle path: no network, no signing key
     # Only now the modules a real push needs: the idle path above stays light.
-    from gitcoop import sync
+    from gitcoop import notes, sync
 
     workdir = repo.workdir or repo.common_dir
     try:
@@ -97,6 +97,9 @@ def pre_push(remote: str, url: str, stdin: bytes, report: Report) -> int:
     except GitcoopError as exc:
         report(f"gitcoop: {exc}")
         return int(exc.exit_code)
+    finally:
+        # The ledger may have moved (fetched, scored, re-linked), even when the push stops.
+        notes.warn_on_failure(repo, s.local, report)
     if pushed:
         report(f"gitcoop: published the ledger to {remote}")
     return 0
