@@ -61,6 +61,6 @@ def test_the_first_command_in_a_fresh_clone_takes_the_ledger(world: World) -> No
         ada = world.contributor(f"ada-{first[0]}", "Ada", "ada@example.org", join=False)
         assert ada.ref("refs/coop/ledger") is None
         out = ada.coop(*first)
-        assert "took the challenge's ledger from origin" in out.stderr
+        assert "took the challenge's ledger from the remote" in out.stderr
         assert ada.ref("refs/coop/ledger") == m.ref("refs/coop/ledger")
     assert "0.7" in out.stdout  # the log shows the maintainer's attestation

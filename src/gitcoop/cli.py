@@ -84,32 +84,50 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(int(ExitCode.CHECK_FAILED)) from None
 
 
+def _ledger_tip() -> str | None:
+    from gitcoop import constants
+    from gitcoop.git import open_repo
+
+    try:
+        return open_repo(".").ref(constants.LEDGER_REF)
+    except GitcoopError:
+        return None
+
+
 def _refresh_notes() -> None:
     """Bring refs/notes/coop up to the ledger (display only): a failure is one warning."""
-    from gitcoop import constants, notes
+    from gitcoop import notes
     from gitcoop.git import open_repo
     from gitcoop.workspace import local_dir
 
-    try:
+    if _ledger_tip() is not None:
         repo = open_repo(".")
-    except GitcoopError:
-        return
-    if repo.ref(constants.LEDGER_REF) is not None:
         notes.warn_on_failure(repo, local_dir(repo), _err)
 
 
 @contextlib.contextmanager
-def _then_notes() -> Iterator[None]:
-    """Refresh the notes after the block, also when it fails (the ledger may have moved
-    before the failure), but not when it was interrupted."""
+def _watching_ledger(*, notes: bool, first_use: bool = True) -> Iterator[None]:
+    """After the block, also when it fails (the ledger may have moved before the failure)
+    but not when interrupted: say (with ``first_use``) when a fresh clone's ledger was
+    taken on first use, and refresh the notes (always with ``notes``, else when the
+    ledger moved)."""
+    before = _ledger_tip()
+
+    def after() -> None:
+        now = _ledger_tip()
+        if first_use and before is None and now is not None:
+            _err("gitcoop: took the challenge's ledger from the remote (first use in this clone)")
+        if notes or now != before:
+            _refresh_notes()
+
     try:
         yield
     except KeyboardInterrupt:
         raise
     except BaseException:
-        _refresh_notes()
+        after()
         raise
-    _refresh_notes()
+    after()
 
 
 def _version(value: bool) -> None:
@@ -174,7 +192,7 @@ def init(
         hooks,
         commit,
     )
-    with _errors(), _then_notes():
+    with _errors(), _watching_ledger(notes=True, first_use=False):
         result = run(".", opts)
     if result.status == "exists":
         _say(f"challenge {result.name} already exists here; nothing changed")
@@ -205,7 +223,7 @@ def evaluate(
     from gitcoop.commands.evaluate import first_error
     from gitcoop.session import open_session, signer_for
 
-    with _errors(), _then_notes():
+    with _errors(), _watching_ledger(notes=True):
         s = open_session(".")
         commits = [c for r in (revs or ["HEAD"]) for c in s.repo.resolve_many(r)]
         key, signer, _ = signer_for(s.repo, s.repo.workdir)
@@ -243,7 +261,7 @@ def show(
     """Show a commit's attestations."""
     from gitcoop.commands.show import show as run
 
-    with _errors():
+    with _errors(), _watching_ledger(notes=False):
         result = run(".", rev)
     if as_json:
         _dump(result)
@@ -269,7 +287,7 @@ def log(
     """List ledger entries, newest first."""
     from gitcoop.commands.show import log as run
 
-    with _errors():
+    with _errors(), _watching_ledger(notes=False):
         entries = run(".", limit=limit)
     if as_json:
         _dump(entries)
@@ -290,9 +308,8 @@ def verify(
     """Check every ledger entry: links, signatures, subjects. Exit 1 bad, 3 rewritten."""
     from gitcoop.commands.verify import verify as run
 
-    with _errors():
+    with _errors(), _watching_ledger(notes=False):
         report = run(".", full=full)
-        _refresh_notes()
     if as_json:
         _dump(report.to_json())
         return
@@ -321,7 +338,7 @@ def credit(
     from gitcoop.commands.credit import credit as run
     from gitcoop.render import credit_text
 
-    with _errors():
+    with _errors(), _watching_ledger(notes=False):
         report = run(".", rev=rev).to_json()
     if as_json or fmt is Format.json:
         _dump(report)
@@ -345,7 +362,7 @@ def sync(
     from gitcoop.git import open_repo
     from gitcoop.sync import sync as run
 
-    with _errors(), _then_notes():
+    with _errors(), _watching_ledger(notes=True):
         repo = open_repo(".")
         result = run(repo, repo.workdir or repo.common_dir, remote, retrust=retrust)
     _say(

@@ -495,6 +495,14 @@ def _oid(hex_id: str) -> pygit2.Oid:
         raise GitOperationError(f"{hex_id[:50]!r} is not an object id") from None
 
 
+def global_config_get(name: str) -> str | None:
+    """A value of the user's own git configuration (outside any repository), or None."""
+    try:
+        return str(pygit2.Config.get_global_config()[name])
+    except (KeyError, OSError, pygit2.GitError):
+        return None
+
+
 def open_repo(path: str | Path = ".") -> Repo:
     """Open the repository containing ``path``; raises NotARepository."""
     found = pygit2.discover_repository(str(path))

@@ -421,13 +421,13 @@ def export_private(home: Path, dest: Path) -> Path:
 
 
 def _work_tree_of(path: Path) -> Path | None:
-    import pygit2
+    from gitcoop.errors import GitcoopError
+    from gitcoop.git import open_repo
 
-    found = pygit2.discover_repository(str(path))
-    if found is None:
+    try:
+        return open_repo(path).workdir
+    except GitcoopError:
         return None
-    workdir = pygit2.Repository(found).workdir
-    return None if workdir is None else Path(workdir)
 
 
 def load_or_create(home: Path, *, comment: str) -> tuple[SigningKey, bool]:

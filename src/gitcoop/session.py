@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +59,6 @@ def fetch_first(repo: Repo) -> ledger.Head | None:
         sync.sync(repo, root, remote, push=False)
         head = ledger.head(repo)
         if head is not None:
-            print(f"gitcoop: took the challenge's ledger from {remote}", file=sys.stderr)
             return head
     return None
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gitcoop import keys
 from gitcoop.errors import ConfigError, GitcoopError
-from gitcoop.git import open_repo
+from gitcoop.git import global_config_get, open_repo
 from gitcoop.session import identity
 
 
@@ -56,7 +56,7 @@ def _signing_key_setting(cwd: Path) -> str:
         repo = open_repo(cwd)
         fmt, value = repo.config_get("gpg.format"), repo.config_get("user.signingkey")
     except GitcoopError:  # outside a repository: the user's own settings
-        fmt, value = _global("gpg.format"), _global("user.signingkey")
+        fmt, value = global_config_get("gpg.format"), global_config_get("user.signingkey")
     if value is None or fmt != "ssh":
         raise ConfigError(
             "git does not sign commits with an SSH key here (user.signingKey, with "
@@ -64,15 +64,6 @@ def _signing_key_setting(cwd: Path) -> str:
             hint="import the key file instead: git coop key import ~/.ssh/id_ed25519",
         )
     return value
-
-
-def _global(name: str) -> str | None:
-    import pygit2
-
-    try:
-        return str(pygit2.Config.get_global_config()[name])
-    except (KeyError, OSError, pygit2.GitError):
-        return None
 
 
 def _work_tree(cwd: Path) -> Path | None:
