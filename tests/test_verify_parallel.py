@@ -38,9 +38,9 @@ def test_runs_agree_with_serial(
     in_this_process: list[int] = []
     real = verify._check_run
 
-    def spy(repo, commits, first_seq):
+    def spy(repo, commits, first_seq, notes):
         in_this_process.append(first_seq)  # only visible when it runs here, not in a worker
-        return real(repo, commits, first_seq)
+        return real(repo, commits, first_seq, notes)
 
     monkeypatch.setattr(verify, "_check_run", spy)
     repo = open_repo(long_ledger.repo)
@@ -56,6 +56,20 @@ def test_runs_agree_with_serial(
         assert in_this_process == [0, 3, 7, 11]  # one walk cut from the tip, checked oldest first
     rows = [r.seq for r in report.rows]
     assert rows == []  # rows go to the sink, not the report
+
+
+def test_runs_hand_over_the_notes_lines_of_what_they_proved(
+    long_ledger: Player, small_chunks: str
+) -> None:
+    from gitcoop import ledger, notes
+
+    repo = open_repo(long_ledger.repo)
+    tip = repo.ref("refs/coop/ledger")
+    report = verify.Report(notes={})
+    verify.verify_range(repo, tip, None, report)
+    assert report.notes is not None and len(report.notes) == 15
+    for rec in ledger.records(repo, tip):
+        assert report.notes[rec.commit] == notes.note_line(rec.entry)  # None for genesis
 
 
 @pytest.mark.parametrize("bad", [1, 4, 5, 9, 14])  # chunk edges and middles

@@ -133,8 +133,11 @@ def _update(repo: Repo, tip: str, current: str | None, reflected: str) -> _Plan:
     """The plan when the notes are gitcoop's own and reflect the ledger at ``reflected``;
     raises GitcoopError when they cannot be updated (the caller rebuilds them)."""
     tree = None if current is None else repo.commit(current).tree
-    if repo.is_ancestor(reflected, tip):
-        return _Plan("appended", tree, _batches(repo, tip, reflected), {})
+    ahead = _entry_seq(repo, tip) - _entry_seq(repo, reflected)
+    if ahead >= 0:
+        runs = _walk(repo, tip, reflected, ahead)
+        if runs is not None:  # the ledger grew on top of what the notes reflect
+            return _Plan("appended", tree, _read_runs(repo, runs), {})
     fork = repo.merge_base(reflected, tip)
     if fork is None:
         raise GitOperationError("the ledger shares no history with the notes")
@@ -193,17 +196,38 @@ def _batches(repo: Repo, tip: str, stop: str | None) -> Iterator[Lines]:
     The chain is walked first (40 bytes an entry), so a broken one raises
     VerificationError here, before anything is written.
     """
-    runs = list(ledger.walk_runs(repo, tip, stop, _RUN))
-    runs.reverse()  # walked newest first; each run reads oldest first
+    return _read_runs(repo, list(ledger.walk_runs(repo, tip, stop, _RUN)))
+
+
+def _entry_seq(repo: Repo, commit: str) -> int:
+    return ledger.read_record(repo, commit).entry.seq
+
+
+def _walk(repo: Repo, tip: str, stop: str, count: int) -> list[ledger.Segment] | None:
+    """The runs after ``stop`` up to ``tip`` when ``stop`` lies ``count`` entries below
+    ``tip``; None as soon as the walk goes further (``stop`` is not below it)."""
+    runs, walked = [], 0
+    try:
+        for run in ledger.walk_runs(repo, tip, stop, _RUN):
+            walked += run.length
+            if walked > count:
+                return None
+            runs.append(run)
+    except GitcoopError:
+        return None
+    return runs
+
+
+def _read_runs(repo: Repo, runs: list[ledger.Segment]) -> Iterator[Lines]:
+    """The note lines of the entries of ``runs`` (as walked, newest first), by commit, in
+    batches of about ``BATCH`` entries, oldest first; always at least one batch."""
+    runs = runs[::-1]  # walked newest first; each run reads oldest first
 
     def read() -> Iterator[Lines]:
         out: Lines = {}
         size, batches = 0, 0
         for run in runs:
-            for rec in run.records(repo):
-                if isinstance(rec, FormatError) or rec.entry.kind != "attestation":
-                    continue
-                found = note_line(rec.entry)
+            for found in _run_lines(repo, run):
                 if found is not None:
                     out.setdefault(found[0], []).append(found[1])
             size += run.length
@@ -216,6 +240,22 @@ def _batches(repo: Repo, tip: str, stop: str | None) -> Iterator[Lines]:
     return read()
 
 
+def _run_lines(repo: Repo, run: ledger.Segment) -> list[tuple[str, str] | None]:
+    """The notes line of each entry of ``run``, oldest first (None: no line); entries whose
+    lines this process remembers are not read again."""
+    ids = [run.pairs[i : i + 20].hex() for i in range(0, len(run.pairs), 40)]
+    ids.reverse()
+    if all(i in _KNOWN for i in ids):
+        return [_KNOWN[i] for i in ids]
+    out: list[tuple[str, str] | None] = []
+    for rec in run.records(repo):
+        if isinstance(rec, FormatError) or rec.entry.kind != "attestation":
+            out.append(None)
+        else:
+            out.append(note_line(rec.entry))
+    return out
+
+
 def note_line(entry: ledger.Entry) -> tuple[str, str] | None:
     """(attested commit, its one-line summary) for an attestation entry, or None when the
     entry does not parse as one. The signature is not checked."""
@@ -226,6 +266,11 @@ def note_line(entry: ledger.Entry) -> tuple[str, str] | None:
         att = records.attestation_from_bytes(base64.b64decode(payload, validate=True))
     except (GitcoopError, ValueError, binascii.Error):
         return None
+    return att.commit, line_of(entry.seq, att)
+
+
+def line_of(seq: int, att: records.Attestation) -> str:
+    """The notes line of the attestation at ledger ``seq``."""
     if att.delta is not None:
         delta = decimal_text(att.delta)
         change = f"{'' if delta.startswith('-') else '+'}{delta} over {_short(att.parent)}"
@@ -233,11 +278,22 @@ def note_line(entry: ledger.Entry) -> tuple[str, str] | None:
         change = "first score"
     else:
         change = f"parent {_short(att.parent)} unscored"
-    line = (
-        f"#{entry.seq} {_text(att.metric)} {decimal_text(att.score)} ({change}) "
+    return (
+        f"#{seq} {_text(att.metric)} {decimal_text(att.score)} ({change}) "
         f"{_text(att.split)}, {_text(att.signer.principal)}"
     )
-    return att.commit, line
+
+
+# Notes lines of ledger commits that this process verified (ledger commit -> attested
+# commit and line, None for an entry that is no attestation): a refresh right after
+# sync need not read those entries again. A ledger commit fixes its entry and seq, so a
+# remembered line cannot go stale.
+_KNOWN: dict[str, tuple[str, str] | None] = {}
+
+
+def remember(lines: dict[str, tuple[str, str] | None]) -> None:
+    """Keep the notes lines a verification produced, for the next refresh here."""
+    _KNOWN.update(lines)
 
 
 def _short(commit: str | None) -> str:

@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitcoop import _fs, _gitcli, constants, ledger, vindex
+from gitcoop import _fs, _gitcli, constants, ledger, notes, vindex
 from gitcoop.commands import verify as verify_mod
 from gitcoop.commands.verify import Position
-from gitcoop.errors import GitOperationError, LedgerConflict, SecurityError
+from gitcoop.errors import FormatError, GitOperationError, LedgerConflict, SecurityError
 from gitcoop.git import Repo
 from gitcoop.workspace import local_dir
 
@@ -218,9 +218,10 @@ def _start(repo: Repo, base: str | None) -> Position | None:
     pin = verify_mod.read_pin(repo)
     if pin is None or base is None or not repo.has_object(pin.commit):
         return None
-    if pin.commit == base or repo.is_ancestor(pin.commit, base):
+    if verify_mod.extends(repo, base, pin):
         return pin
-    return _position_at(repo, base) if repo.is_ancestor(base, pin.commit) else None
+    below = _position_at(repo, base)
+    return below if verify_mod.extends(repo, pin.commit, below) else None
 
 
 def _record(repo: Repo, start: Position | None, lines: list[str], end: Position) -> None:
@@ -255,7 +256,7 @@ def _take(repo: Repo, theirs: str) -> tuple[int, int]:
     """Verify the remote's chain and make the local ledger contain it; return (entries
     taken, local entries re-linked on top)."""
     ours = repo.ref(constants.LEDGER_REF)
-    base = None if ours is None else repo.merge_base(ours, theirs)
+    base = None if ours is None else _fork_point(repo, ours, theirs)
     if base == theirs:
         return 0, 0  # the remote is behind: nothing to take
     if ours is not None and base is None and _foreign(repo, ours, theirs):
@@ -265,9 +266,12 @@ def _take(repo: Repo, theirs: str) -> tuple[int, int]:
         )
     start = _start(repo, base)
     lines: list[str] = []
-    end = verify_mod.verify_range(repo, theirs, start, verify_mod.Report(), lines.append)
+    report = verify_mod.Report(notes={} if _few(repo, theirs, start) else None)
+    end = verify_mod.verify_range(repo, theirs, start, report, lines.append)
     if end is None:  # nothing after start: theirs is start itself
         return 0, 0
+    if report.notes:
+        notes.remember(report.notes)  # the notes refresh after sync need not read them again
     shared = -1 if base is None else _position_at(repo, base).seq
     if ours is None or base == ours:
         repo.cas_ref(constants.LEDGER_REF, theirs, ours, "coop: fast-forward")
@@ -281,6 +285,30 @@ def _take(repo: Repo, theirs: str) -> tuple[int, int]:
     _record(repo, start, lines, end)
     verify_mod.advance(repo, repo.ref(constants.LEDGER_REF) or theirs, end, verify_mod.Report())
     return end.seq - shared, relinked
+
+
+def _fork_point(repo: Repo, ours: str, theirs: str) -> str | None:
+    """Where the two chains part. One usually extends the other: walking down the newer
+    one settles it at the cost of the entries between (libgit2's merge base walks both
+    chains whole)."""
+    try:
+        mine, other = _position_at(repo, ours), _position_at(repo, theirs)
+    except FormatError:
+        return repo.merge_base(ours, theirs)
+    if verify_mod.lands_on(repo, theirs, mine):
+        return ours
+    if verify_mod.lands_on(repo, ours, other):
+        return theirs
+    return repo.merge_base(ours, theirs)
+
+
+def _few(repo: Repo, theirs: str, start: Position | None) -> bool:
+    # Entries taken in one go whose notes lines are worth keeping in memory.
+    try:
+        taken = ledger.read_record(repo, theirs).entry.seq - (-1 if start is None else start.seq)
+    except FormatError:
+        return False
+    return taken <= notes.BATCH
 
 
 def _foreign(repo: Repo, ours: str, theirs: str) -> bool:

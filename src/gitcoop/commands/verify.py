@@ -52,6 +52,9 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     full: bool = False
     rows: list[vindex.Row] = field(default_factory=list)  # attestations proved, not yet saved
+    # When a dict: each checked entry's ledger commit -> (attested commit, its notes line),
+    # or None for an entry that is no attestation; handed to the notes index.
+    notes: dict[str, tuple[str, str] | None] | None = None
 
     def to_json(self) -> dict[str, object]:
         """The documented ``verify --json`` object."""
@@ -172,8 +175,8 @@ def _check_signer(e: ledger.Entry, signer: records.Signer, keyid: str) -> None:
         raise _fail(e.seq, "names a signer key other than the one that signed it")
 
 
-_CHUNK = 4000  # entries per unit of parallel work
-_PARALLEL_MIN = 2 * _CHUNK  # below this, starting worker processes costs more than it saves
+_CHUNK = 4000  # entries per unit of parallel work, at most
+_PARALLEL_MIN = 1000  # below this, starting worker processes costs more than it saves
 
 
 @dataclass
@@ -217,16 +220,18 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _check_run(repo: Repo, segment: ledger.Segment, first_seq: int) -> _Chunk:
-    """Check a run of consecutive entries; links inside the run, not into it."""
+def _check_run(repo: Repo, segment: ledger.Segment, first_seq: int, notes: bool) -> _Chunk:
+    """Check a run of consecutive entries; links inside the run, not into it. With
+    ``notes``, the run's report also holds the notes lines of what it proved."""
     with _collector_paused():
-        return _check_run_unpaused(repo, segment, first_seq)
+        return _check_run_unpaused(repo, segment, first_seq, notes)
 
 
-def _check_run_unpaused(repo: Repo, segment: ledger.Segment, first_seq: int) -> _Chunk:
+def _check_run_unpaused(repo: Repo, segment: ledger.Segment, first_seq: int, notes: bool) -> _Chunk:
     out = _Chunk()
     pos: Position | None = None
     atts: list[tuple[int, records.Attestation]] = []
+    kinds: list[tuple[str, bool]] = []  # (ledger commit, an attestation?), for notes
     error: VerificationError | None = None
     try:
         for i, rec in enumerate(segment.records(repo)):
@@ -239,6 +244,8 @@ def _check_run_unpaused(repo: Repo, segment: ledger.Segment, first_seq: int) -> 
             att = _check_one(repo, rec, out.report)
             if att is not None:
                 atts.append((rec.entry.seq, att))
+            if notes:
+                kinds.append((rec.commit, att is not None))
             pos = position(rec)
             out.report.checked += 1
     except VerificationError as exc:
@@ -250,6 +257,24 @@ def _check_run_unpaused(repo: Repo, segment: ledger.Segment, first_seq: int) -> 
         error = exc
     out.error = None if error is None else error.message
     out.last = pos
+    if notes and error is None:
+        out.report.notes = _notes_lines(kinds, atts)
+    return out
+
+
+def _notes_lines(
+    kinds: list[tuple[str, bool]], atts: list[tuple[int, records.Attestation]]
+) -> dict[str, tuple[str, str] | None]:
+    from gitcoop import notes
+
+    proved = iter(atts)
+    out: dict[str, tuple[str, str] | None] = {}
+    for commit, attested in kinds:
+        if attested:
+            seq, att = next(proved)
+            out[commit] = (att.commit, notes.line_of(seq, att))
+        else:
+            out[commit] = None
     return out
 
 
@@ -257,20 +282,22 @@ def _lines(rows: list[vindex.Row]) -> str:
     return "".join(r.line() for r in rows)
 
 
-def _sequential(repo: Repo, tip: str, stop: str | None, first_seq: int) -> Iterator[_Chunk]:
+def _sequential(
+    repo: Repo, tip: str, stop: str | None, first_seq: int, notes: bool
+) -> Iterator[_Chunk]:
     # One walk first, its ids kept (40 bytes an entry), then the runs oldest first.
     runs = list(ledger.walk_runs(repo, tip, stop, _CHUNK))
     for seg in reversed(runs):
-        run = _check_run(repo, seg, first_seq)
+        run = _check_run(repo, seg, first_seq, notes)
         first_seq += seg.length
         run.rows = _lines(run.report.rows)
         run.report.rows = []
         yield run
 
 
-def _worker(args: tuple[str, ledger.Segment, int, str]) -> _Chunk:
-    path, segment, first_seq, rows_file = args
-    run = _check_run(open_repo(path), segment, first_seq)
+def _worker(args: tuple[str, ledger.Segment, int, str, bool]) -> _Chunk:
+    path, segment, first_seq, rows_file, notes = args
+    run = _check_run(open_repo(path), segment, first_seq, notes)
     Path(rows_file).write_text(_lines(run.report.rows), encoding="utf-8")
     run.report.rows = []
     return run
@@ -281,7 +308,13 @@ class _Miscount(Exception):
 
 
 def _parallel(
-    repo: Repo, tip: str, stop: str | None, first_seq: int, expected: int, cores: int
+    repo: Repo,
+    tip: str,
+    stop: str | None,
+    first_seq: int,
+    expected: int,
+    cores: int,
+    notes: bool,
 ) -> Iterator[_Chunk]:
     """Check the runs in worker processes while the chain is still being walked; yield
     them oldest first, each with its rows, once all are in.
@@ -301,10 +334,12 @@ def _parallel(
     walked = 0
     with tempfile.TemporaryDirectory(dir=local_dir(repo), prefix="verify-") as tmp:
         try:
-            for seg in ledger.walk_runs(repo, tip, stop, _CHUNK):
+            # Short ranges are cut so that every core gets a share.
+            size = min(_CHUNK, -(-expected // cores))
+            for seg in ledger.walk_runs(repo, tip, stop, size):
                 walked += seg.length
                 start = first_seq + expected - walked
-                job = (str(repo.common_dir), seg, start, f"{tmp}/{len(futures)}")
+                job = (str(repo.common_dir), seg, start, f"{tmp}/{len(futures)}", notes)
                 futures.append(pool.submit(_worker, job))
                 # A bounded queue: runs waiting for a worker hold their ids in memory.
                 if sum(not f.done() for f in futures) > 2 * cores:
@@ -344,20 +379,25 @@ def verify_range(
 
     Long ranges are checked in parallel runs on every available core and stitched in
     order; each run's proved attestations go to ``sink`` (as index lines) once it is
-    linked. Raises VerificationError naming the first bad entry.
+    linked. When ``report.notes`` is a dict, it gathers the notes lines of every entry
+    checked. Raises VerificationError naming the first bad entry.
     """
     first_seq = 0 if start is None else start.seq + 1
     stop = None if start is None else start.commit
     cores = len(os.sched_getaffinity(0))
     expected = _expected(repo, tip, first_seq)
+    notes = report.notes is not None
     if cores >= 2 and expected >= _PARALLEL_MIN:
         try:
             return _stitch(
-                _parallel(repo, tip, stop, first_seq, expected, cores), start, report, sink
+                _parallel(repo, tip, stop, first_seq, expected, cores, notes),
+                start,
+                report,
+                sink,
             )
         except _Miscount:
             pass  # raised before any run was stitched: nothing to undo
-    return _stitch(_sequential(repo, tip, stop, first_seq), start, report, sink)
+    return _stitch(_sequential(repo, tip, stop, first_seq, notes), start, report, sink)
 
 
 def _stitch(
@@ -383,6 +423,8 @@ def _stitch(
 def _merge(into: Report, part: Report) -> None:
     into.checked += part.checked
     into.warnings += part.warnings
+    if into.notes is not None and part.notes is not None:
+        into.notes.update(part.notes)
     for keyid, row in part.signers.items():
         mine = into.signers.setdefault(keyid, {**row, "entries": 0})
         mine["entries"] = int(str(mine["entries"])) + int(str(row["entries"]))
@@ -497,4 +539,18 @@ def verify(path: str | Path = ".", *, full: bool = False) -> Report:
 
 def extends(repo: Repo, tip: str, pin: Position) -> bool:
     """Whether the chain ending at ``tip`` holds the entry ``pin`` names."""
-    return repo.has_object(pin.commit) and repo.is_ancestor(pin.commit, tip)
+    if not repo.has_object(pin.commit):
+        return False
+    return lands_on(repo, tip, pin) or repo.is_ancestor(pin.commit, tip)
+
+
+def lands_on(repo: Repo, tip: str, pin: Position) -> bool:
+    """Whether walking down from ``tip`` as many entries as the seqs of ``tip`` and ``pin``
+    differ lands on ``pin``: proof that the chain holds it, at the cost of the entries in
+    between (libgit2's general ancestry test walks the whole ledger). False proves
+    nothing: the tip's seq is only a claim until verified."""
+    try:
+        steps = ledger.read_record(repo, tip).entry.seq - pin.seq
+        return steps >= 0 and repo.first_parents(tip, None, steps)[1] == pin.commit
+    except GitcoopError:
+        return False
