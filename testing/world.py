@@ -152,6 +152,20 @@ class World:
         return p
 
 
+def diverged(world: World) -> tuple[Player, Player, str, str]:
+    """The maintainer and a contributor, Ada, each with an attested commit of their own
+    on a branch of their own and neither synced: (maintainer, Ada, Ada's, maintainer's)."""
+    m = world.maintainer()
+    ada = world.contributor("ada", "Ada", "ada@example.org")
+    ada.git("checkout", "-q", "-b", "ada-try")
+    a = ada.commit_score("0.61", "ada tries")
+    ada.coop("evaluate", a)
+    m.git("checkout", "-q", "-b", "maint-try")
+    b = m.commit_score("0.62", "maintainer tries")
+    m.coop("evaluate", b)
+    return m, ada, a, b
+
+
 def make_world(root: Path) -> World:
     """A world with an empty bare remote under ``root``."""
     remote = root / "remote.git"

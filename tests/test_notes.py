@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from testing.world import Player, World, run
+from testing.world import Player, World, diverged, run
 
 from gitcoop import canonical, constants, ledger, notes
 from gitcoop.git import open_repo
@@ -139,14 +139,7 @@ def test_notes_are_neither_pushed_nor_fetched(world: World) -> None:
 def test_relinked_entries_get_lines_like_a_rebuild(world: World) -> None:
     from gitcoop import sync
 
-    m = world.maintainer()
-    ada = world.contributor("ada", "Ada", "ada@example.org")
-    ada.git("checkout", "-q", "-b", "ada-try")
-    a = ada.commit_score("0.61", "ada tries")
-    ada.coop("evaluate", a)
-    m.git("checkout", "-q", "-b", "maint-try")
-    b = m.commit_score("0.62", "maintainer tries")
-    m.coop("evaluate", b)
+    m, ada, a, b = diverged(world)
     assert _note(m, b)[0].startswith("#2 ")
     ada.coop("sync")
     ada.git("push", "-q", "origin", "ada-try")

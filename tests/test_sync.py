@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from testing.world import World, run
+from testing.world import World, diverged, run
 
 
 def _attested(p) -> list[str]:
@@ -16,14 +16,7 @@ def _attested(p) -> list[str]:
 
 
 def test_diverged_ledgers_are_relinked_without_resigning(world: World) -> None:
-    m = world.maintainer()
-    ada = world.contributor("ada", "Ada", "ada@example.org")
-    ada.git("checkout", "-q", "-b", "ada-try")
-    a = ada.commit_score("0.61", "ada tries")
-    ada.coop("evaluate", a)
-    m.git("checkout", "-q", "-b", "maint-try")
-    b = m.commit_score("0.62", "maintainer tries")
-    m.coop("evaluate", b)
+    m, ada, a, b = diverged(world)
     ada_envelope = json.loads(ada.coop("show", a, "--json").stdout)["attestations"][0]["envelope"]
 
     assert "pushed" in ada.coop("sync", "origin").stdout

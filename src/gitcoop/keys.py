@@ -403,7 +403,7 @@ def export_private(home: Path, dest: Path) -> Path:
             "the signing key is held by ssh-agent: there is no key file to export",
             hint="copy the private key file you added to the agent instead",
         )
-    root, here = _work_tree_of(dest.parent), dest.parent.resolve()
+    root, here = work_tree_of(dest.parent), dest.parent.resolve()
     if root is not None and (here == root.resolve() or root.resolve() in here.parents):
         raise KeyFileError(
             f"{dest} is inside the work tree {root}, where it could be committed",
@@ -420,7 +420,8 @@ def export_private(home: Path, dest: Path) -> Path:
     return dest
 
 
-def _work_tree_of(path: Path) -> Path | None:
+def work_tree_of(path: Path) -> Path | None:
+    """The work tree of the repository holding ``path``, or None (none, or bare)."""
     from gitcoop.errors import GitcoopError
     from gitcoop.git import open_repo
 

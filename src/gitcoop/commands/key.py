@@ -28,7 +28,7 @@ def import_key(cwd: Path, source: Path | None, *, from_git: bool) -> keys.Signin
     """Make an existing OpenSSH Ed25519 key the signing key: the file ``source``, or the key
     git signs commits with (``user.signingKey``)."""
     home = keys.gitcoop_home()
-    worktree = _work_tree(cwd)
+    worktree = keys.work_tree_of(cwd)
     keys.refuse_inside(home, worktree)
     comment = _email(cwd)
     if from_git == (source is not None):
@@ -64,10 +64,3 @@ def _signing_key_setting(cwd: Path) -> str:
             hint="import the key file instead: git coop key import ~/.ssh/id_ed25519",
         )
     return value
-
-
-def _work_tree(cwd: Path) -> Path | None:
-    try:
-        return open_repo(cwd).workdir
-    except GitcoopError:
-        return None
