@@ -347,6 +347,22 @@ def credit(
 
 
 @app.command()
+def join() -> None:
+    """Name your key in the challenge's trust list, as a commit to push or propose."""
+    from gitcoop.commands.join import join as run
+
+    with _errors(), _watching_ledger(notes=False):
+        result = run(".")
+    if result.commit is None:
+        _say(f"{result.line}\nalready in the trust list; nothing changed")
+        return
+    _say(
+        f"{result.line}\nadded to .coop/allowed_signers in commit {result.commit[:12]}: "
+        "push it to the challenge branch, or propose it as a pull request"
+    )
+
+
+@app.command()
 def sync(
     remote: Annotated[str, typer.Argument(help="The remote.")] = "origin",
     retrust: Annotated[
