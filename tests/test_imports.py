@@ -18,7 +18,8 @@ ALLOWED = {
     "yaml": {"challenge.py"},
     "nacl": {"dsse.py"},
     "requests": set(),
-    "eth_account": set(),
+    "eth_account": {"eth.py"},
+    "eth_utils": {"eth.py"},
     "click": set(),
 }
 PURE = {"scoring.py", "canonical.py", "render.py"}  # no I/O, no printing

@@ -3,6 +3,9 @@ of that file alone, which a guarded server then honours."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from testing.world import Player, World, run
 
 SIGNERS = ".coop/allowed_signers"
@@ -68,3 +71,83 @@ def test_a_guarded_server_takes_the_ledger_once_the_join_is_on_the_branch(
     assert "pushed" in ada.coop("sync").stdout
     remote = run(world.remote, "git", "rev-parse", "refs/coop/ledger").stdout.strip()
     assert remote == ada.ref("refs/coop/ledger")
+
+
+def _ada_with_wallet(world: World, tmp_path: Path, mode: int) -> tuple[Player, Any, Path]:
+    """A contributor, an Ethereum account, and its private key in a file of ``mode``."""
+    from eth_account import Account
+
+    world.maintainer()
+    ada = world.contributor("ada", "Ada", "ada@example.org")
+    wallet = Account.create()
+    secret = tmp_path / "eth.key"
+    secret.write_text(bytes(wallet.key).hex())
+    secret.chmod(mode)
+    return ada, wallet, secret
+
+
+def _eth_line(p: Player) -> str:
+    (line,) = [ln for ln in _signers(p).splitlines() if "ada@example.org" in ln]
+    return line
+
+
+def test_an_ethereum_address_is_bound_by_a_signature_anyone_can_check(
+    world: World, tmp_path
+) -> None:
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    ada, wallet, secret = _ada_with_wallet(world, tmp_path, 0o600)
+    ada.coop("join", "--eth-address", wallet.address.lower(), "--eth-key-file", str(secret))
+    line = _eth_line(ada)
+    fields = dict(f.split("=", 1) for f in line.split() if f.startswith("eth"))
+    assert fields["eth"] == wallet.address  # checksummed
+    public = ada.coop("key", "export").stdout.split(" ", 2)[2].strip()
+    text = f"gitcoop identity v1\nkey: {public}\naddress: {wallet.address}\n"
+    printed = ada.coop("join", "--eth-address", wallet.address, "--print-message").stdout
+    assert printed == text
+    signer = Account.recover_message(encode_defunct(text=text), signature=fields["eth-sig"])
+    assert signer == wallet.address
+
+
+def test_a_wallet_signature_is_taken_and_a_wrong_one_refused(world: World) -> None:
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    world.maintainer()
+    ada = world.contributor("ada", "Ada", "ada@example.org")
+    wallet, other = Account.create(), Account.create()
+    text = ada.coop("join", "--eth-address", wallet.address, "--print-message").stdout
+    signed = Account.sign_message(encode_defunct(text=text), other.key).signature
+    before = (ada.head(), _signers(ada))
+    bad = ada.coop(
+        "join",
+        "--eth-address",
+        wallet.address,
+        "--eth-signature",
+        "0x" + bytes(signed).hex(),
+        check=False,
+    )
+    assert bad.returncode == 2 and f"made by {other.address}, not {wallet.address}" in bad.stderr
+    for args, says in [
+        (["--eth-address", "0x1234"], "is not an Ethereum address"),
+        (["--eth-address", wallet.address], "nothing proves you hold"),
+        (["--eth-address", wallet.address, "--eth-signature", "0xzz"], "malformed"),
+    ]:
+        out = ada.coop("join", *args, check=False)
+        assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr
+    assert (ada.head(), _signers(ada)) == before
+    good = Account.sign_message(encode_defunct(text=text), wallet.key).signature
+    ada.coop("join", "--eth-address", wallet.address, "--eth-signature", "0x" + bytes(good).hex())
+    assert f"eth={wallet.address}" in _eth_line(ada)
+    assert _signers(ada).count("ada@example.org") == 1  # the key's line was replaced
+
+
+def test_an_ethereum_key_file_others_can_read_is_refused(world: World, tmp_path) -> None:
+
+    ada, wallet, secret = _ada_with_wallet(world, tmp_path, 0o644)
+    out = ada.coop(
+        "join", "--eth-address", wallet.address, "--eth-key-file", str(secret), check=False
+    )
+    assert out.returncode == 2 and "UNPROTECTED PRIVATE KEY FILE" in out.stderr
+    assert wallet.key.hex() not in out.stdout + out.stderr

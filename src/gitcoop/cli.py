@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from gitcoop import __version__
-from gitcoop.errors import ExitCode, GitcoopError
+from gitcoop.errors import ConfigError, ExitCode, GitcoopError
 
 app = typer.Typer(
     name="git coop",
@@ -347,12 +347,37 @@ def credit(
 
 
 @app.command()
-def join() -> None:
-    """Name your key in the challenge's trust list, as a commit to push or propose."""
+def join(
+    eth_address: Annotated[
+        str | None,
+        typer.Option("--eth-address", help="An Ethereum address rewards may go to."),
+    ] = None,
+    eth_signature: Annotated[
+        str | None,
+        typer.Option("--eth-signature", help="Its EIP-191 signature of the --print-message text."),
+    ] = None,
+    eth_key_file: Annotated[
+        Path | None,
+        typer.Option("--eth-key-file", help="Sign with the address's private key (hex, 0600)."),
+    ] = None,
+    print_message: Annotated[
+        bool,
+        typer.Option("--print-message", help="Print the text to sign for --eth-address."),
+    ] = False,
+) -> None:
+    """Name your key in the challenge's trust list, as a commit to push or propose;
+    optionally with an Ethereum address you prove you hold."""
+    from gitcoop.commands.join import EthProof, message_for
     from gitcoop.commands.join import join as run
 
+    eth = None if eth_address is None else EthProof(eth_address, eth_signature, eth_key_file)
     with _errors(), _watching_ledger(notes=False):
-        result = run(".")
+        if print_message:
+            if eth_address is None:
+                raise ConfigError("--print-message needs --eth-address", hint="name the address")
+            sys.stdout.write(message_for(".", eth_address))
+            return
+        result = run(".", eth)
     if result.commit is None:
         _say(f"{result.line}\nalready in the trust list; nothing changed")
         return

@@ -105,7 +105,8 @@ def signers_line(principal: str, public: str) -> str:
     return f'{principal} namespaces="gitcoop" {public}'
 
 
-def _check_private_file(path: Path) -> None:
+def check_private_file(path: Path) -> None:
+    """Refuse, as OpenSSH does, a private key file another user owns or others can read."""
     st = path.stat()
     if st.st_uid != os.getuid():
         raise KeyFileError(
@@ -137,7 +138,7 @@ def load(home: Path) -> SigningKey:
     if not path.exists() and (home / "keys" / AGENT_NAME).exists():
         return _agent_key(home / "keys" / AGENT_NAME)
     try:
-        _check_private_file(path)
+        check_private_file(path)
         data = path.read_bytes()
     except FileNotFoundError:
         raise KeyFileError(f"no signing key at {path}", hint="run: git coop key generate") from None
@@ -321,7 +322,7 @@ def import_file(home: Path, source: Path, *, comment: str) -> SigningKey:
     someone else), not an Ed25519 key, or when a key exists under ``home`` already.
     """
     try:
-        _check_private_file(source)
+        check_private_file(source)
         data = source.read_bytes()
     except FileNotFoundError:
         raise KeyFileError(f"no key file at {source}", hint="name a private key file") from None

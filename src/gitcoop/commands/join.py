@@ -20,27 +20,58 @@ class Joined:
     commit: str | None
 
 
-def join(path: str | Path = ".") -> Joined:
+@dataclass(frozen=True)
+class EthProof:
+    """An Ethereum address and where its EIP-191 signature over the identity message comes
+    from: made elsewhere (a wallet), or by the private key in ``key_file``."""
+
+    address: str
+    signature: str | None = None
+    key_file: Path | None = None
+
+
+IDENTITY_TAG = "gitcoop identity v1"  # domain separation: this text is signed for nothing else
+
+
+def identity_message(public: str, address: str) -> str:
+    """The text an Ethereum key signs (EIP-191 personal message) to bind itself to a
+    gitcoop key."""
+    return f"{IDENTITY_TAG}\nkey: {public}\naddress: {address}\n"
+
+
+def message_for(path: str | Path, address: str) -> str:
+    """The identity message for the user's key and ``address``, to sign with a wallet."""
+    s = open_session(path)
+    key, _, _ = signer_for(s.repo, open_repo(path).workdir)
+    return identity_message(key.public_openssh, _checksummed(address))
+
+
+def join(path: str | Path = ".", eth: EthProof | None = None) -> Joined:
     """Add the user's principal and key to ``.coop/allowed_signers`` and commit that file
-    alone. Raises ConfigError outside a challenge's work tree, or when the file has
-    changes of the user's own that a commit would sweep in."""
+    alone; with ``eth``, the line also carries the address and its proof of holding it.
+    Raises ConfigError outside a challenge's work tree, for a bad address or proof, or
+    when the file has changes of the user's own that a commit would sweep in."""
     s = open_session(path)
     root = open_repo(path).workdir
     if root is None:
         raise ConfigError("git coop join needs a work tree", hint="run it in your clone")
     key, signer, _ = signer_for(s.repo, root)
     line = keys.signers_line(signer.principal, key.public_openssh)
+    if eth is not None:
+        address, signature = _eth_binding(key.public_openssh, eth)
+        line += f" eth={address} eth-sig={signature}"
     target = root / constants.SIGNERS_FILE
     text = (_fs.read_or_none(target) or b"").decode("utf-8", errors="replace")
-    if _lists(text, key.public_openssh):
+    kept = [ln for ln in text.splitlines() if not _names(ln, key.public_openssh)]
+    if line in text.splitlines() or (eth is None and len(kept) < len(text.splitlines())):
         return Joined(line, None)
     if _gitcli.git(root, "status", "--porcelain", "--", constants.SIGNERS_FILE):
         raise ConfigError(
             f"{constants.SIGNERS_FILE} has changes of your own",
             hint="commit or discard them first, then run git coop join again",
         )
-    ending = "" if not text or text.endswith("\n") else "\n"
-    _fs.atomic_write(target, f"{text}{ending}{line}\n".encode())
+    # A new proof replaces the key's line; anything else in the file stays as it was.
+    _fs.atomic_write(target, "".join(f"{ln}\n" for ln in [*kept, line]).encode())
     try:
         _gitcli.commit_paths(root, [constants.SIGNERS_FILE], f"coop: join {signer.principal}")
     except GitcoopError:
@@ -51,14 +82,56 @@ def join(path: str | Path = ".") -> Joined:
     return Joined(line, _gitcli.git(root, "rev-parse", "HEAD"))
 
 
-def _lists(text: str, public: str) -> bool:
+def _names(raw: str, public: str) -> bool:
     # A line names the key when its key fields match, whatever its principal or options.
-    wanted = public.split()
-    for raw in text.splitlines():
-        fields = raw.split()
-        if raw.lstrip().startswith("#") or "ssh-ed25519" not in fields:
-            continue
-        at = fields.index("ssh-ed25519")
-        if fields[at : at + 2] == wanted:
-            return True
-    return False
+    fields = raw.split()
+    if raw.lstrip().startswith("#") or "ssh-ed25519" not in fields:
+        return False
+    at = fields.index("ssh-ed25519")
+    return fields[at : at + 2] == public.split()
+
+
+def _checksummed(address: str) -> str:
+    from gitcoop import eth
+
+    return eth.checksummed(address)
+
+
+def _eth_binding(public: str, proof: EthProof) -> tuple[str, str]:
+    """(checksummed address, 0x signature) once the signature proves the address signed
+    the identity message; raises ConfigError otherwise."""
+    from gitcoop import eth
+
+    address = eth.checksummed(proof.address)
+    text = identity_message(public, address)
+    if proof.key_file is not None:
+        signature = eth.sign_text(text, _eth_secret(proof.key_file))
+    elif proof.signature is not None:
+        signature = proof.signature
+    else:
+        raise ConfigError(
+            f"nothing proves you hold {address}",
+            hint="pass --eth-key-file FILE, or sign the text `git coop join --eth-address "
+            f"{address} --print-message` prints with that wallet and pass --eth-signature",
+        )
+    signer = eth.signer_of(text, signature)
+    if signer != address:
+        raise ConfigError(
+            f"the Ethereum signature was made by {signer}, not {address}",
+            hint="sign the identity message with the key of the address you name",
+        )
+    return address, signature
+
+
+def _eth_secret(path: Path) -> bytes:
+    """The private key (hex, 0x optional) in a file only its owner can read."""
+    try:
+        keys.check_private_file(path)
+        text = path.read_text(encoding="ascii").strip()
+        return bytes.fromhex(text.removeprefix("0x"))
+    except FileNotFoundError:
+        raise ConfigError(f"no key file at {path}") from None
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise ConfigError(
+            f"{path} does not hold an Ethereum private key", hint="write it as 64 hex digits"
+        ) from None
