@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gitcoop import _fs, constants
-from gitcoop.errors import KeyFileError, VerificationError
+from gitcoop.errors import GitcoopError, KeyFileError, VerificationError
 
 KEY_NAME = "id_ed25519"
 AGENT_NAME = KEY_NAME + ".agent"  # the public key of a key that ssh-agent holds
@@ -122,14 +122,17 @@ def check_private_file(path: Path) -> None:
 
 def refuse_inside(path: Path, worktree: Path | None) -> None:
     """Raise KeyFileError when the key directory lies inside a git work tree."""
-    if worktree is None:
-        return
-    resolved, root = path.resolve(), worktree.resolve()
-    if resolved == root or root in resolved.parents:
+    if worktree is not None and _inside(path, worktree):
         raise KeyFileError(
-            f"key directory {path} is inside the work tree {root}, where it could be committed",
+            f"key directory {path} is inside the work tree {worktree.resolve()}, where it "
+            "could be committed",
             hint=f"set {constants.HOME_ENV} to a directory outside the repository",
         )
+
+
+def _inside(path: Path, root: Path) -> bool:
+    resolved, top = path.resolve(), root.resolve()
+    return resolved == top or top in resolved.parents
 
 
 def load(home: Path) -> SigningKey:
@@ -193,12 +196,11 @@ def _plain_ed25519(data: bytes) -> Ed25519PrivateKey | None:
     cryptography's SSH serialization (several ms). The public key listed in the file must
     be the one derived from the seed.
     """
-    text = data.strip()
-    if not (text.startswith(_PEM_BEGIN) and text.endswith(_PEM_END)):
+    blob = _pem_blob(data)
+    if blob is None:
         return None
     try:
-        body = b"".join(text[len(_PEM_BEGIN) : -len(_PEM_END)].split())
-        listed, public, pair, padding = _key_fields(base64.b64decode(body, validate=True))
+        listed, public, pair, padding = _key_fields(blob)
     except ValueError:
         return None
     if listed != _wire(public) or len(pair) != 64 or pair[32:] != public:
@@ -209,11 +211,23 @@ def _plain_ed25519(data: bytes) -> Ed25519PrivateKey | None:
     return key if key.public_key().public_bytes_raw() == public else None
 
 
+def _pem_blob(data: bytes) -> bytes | None:
+    """The binary body of an OpenSSH private key file (after its magic check), or None."""
+    text = data.strip()
+    if not (text.startswith(_PEM_BEGIN) and text.endswith(_PEM_END)):
+        return None
+    try:
+        blob = base64.b64decode(
+            b"".join(text[len(_PEM_BEGIN) : -len(_PEM_END)].split()), validate=True
+        )
+    except ValueError:
+        return None
+    return blob if blob.startswith(_MAGIC) else None
+
+
 def _key_fields(blob: bytes) -> tuple[bytes, bytes, bytes, bytes]:
     """(listed public key, public key, seed and public key, padding) of an unencrypted
     one-key Ed25519 file; ValueError for any other layout."""
-    if not blob.startswith(_MAGIC):
-        raise ValueError("not an OpenSSH private key")
     outer = _Fields(blob, len(_MAGIC))
     cipher, kdf, kdf_options, count = outer.string(), outer.string(), outer.string(), outer.uint32()
     if (cipher, kdf, kdf_options, count) != (b"none", b"none", b"", 1):
@@ -291,14 +305,17 @@ def _store(keydir: Path, name: str, data: bytes, mode: int, public: str, comment
     return path
 
 
-def _pem(private: Ed25519PrivateKey) -> bytes:
+def _keep_private(keydir: Path, private: Ed25519PrivateKey, comment: str) -> SigningKey:
+    """Write ``private`` as the signing key file (OpenSSH format, 0600) and its .pub."""
     from cryptography.hazmat.primitives import serialization
 
-    return private.private_bytes(
+    pem = private.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.OpenSSH,
         serialization.NoEncryption(),
     )
+    public = public_openssh(private.public_key())
+    return SigningKey.from_private(_store(keydir, KEY_NAME, pem, 0o600, public, comment), private)
 
 
 def generate(home: Path, *, comment: str) -> SigningKey:
@@ -306,11 +323,7 @@ def generate(home: Path, *, comment: str) -> SigningKey:
 
     Raises KeyFileError when a key already exists there.
     """
-    keydir = _key_dir(home)
-    private = Ed25519PrivateKey.generate()
-    public = public_openssh(private.public_key())
-    path = _store(keydir, KEY_NAME, _pem(private), 0o600, public, comment)
-    return SigningKey.from_private(path, private)
+    return _keep_private(_key_dir(home), Ed25519PrivateKey.generate(), comment)
 
 
 def import_file(home: Path, source: Path, *, comment: str) -> SigningKey:
@@ -328,14 +341,11 @@ def import_file(home: Path, source: Path, *, comment: str) -> SigningKey:
         raise KeyFileError(f"no key file at {source}", hint="name a private key file") from None
     except (PermissionError, IsADirectoryError):
         raise KeyFileError(f"cannot read {source}", hint="name a private key file") from None
-    listed = _listed_public(data)
-    if listed is not None and _plain_ed25519(data) is None and _encrypted(data):
-        return import_agent(home, public_openssh(listed), comment=comment, source=source)
+    locked = _locked_public(data)
+    if locked is not None:
+        return import_agent(home, public_openssh(locked), comment=comment, source=source)
     private = _private_key(source, data)
-    keydir = _key_dir(home)
-    public = public_openssh(private.public_key())
-    path = _store(keydir, KEY_NAME, _pem(private), 0o600, public, comment)
-    return SigningKey.from_private(path, private)
+    return _keep_private(_key_dir(home), private, comment)
 
 
 def import_agent(
@@ -364,18 +374,21 @@ def import_agent(
     return _agent_key(path)
 
 
-def _listed_public(data: bytes) -> Ed25519PublicKey | None:
-    """The public key an OpenSSH private key file lists in the clear (encrypted or not)."""
-    text = data.strip()
-    if not (text.startswith(_PEM_BEGIN) and text.endswith(_PEM_END)):
+def _locked_public(data: bytes) -> Ed25519PublicKey | None:
+    """The public key an encrypted OpenSSH Ed25519 private key file lists in the clear, or
+    None for any other file."""
+    blob = _pem_blob(data)
+    if blob is None:
         return None
     try:
-        blob = base64.b64decode(b"".join(text[len(_PEM_BEGIN) : -len(_PEM_END)].split()))
-        if not blob.startswith(_MAGIC):
-            return None
         outer = _Fields(blob, len(_MAGIC))
-        outer.string(), outer.string(), outer.string()
-        if outer.uint32() != 1:
+        cipher, _kdf, _kdf_options, count = (
+            outer.string(),
+            outer.string(),
+            outer.string(),
+            outer.uint32(),
+        )
+        if cipher == b"none" or count != 1:
             return None
         listed = _Fields(outer.string(), 0)
         if listed.string() != _SSH_ED25519:
@@ -384,12 +397,6 @@ def _listed_public(data: bytes) -> Ed25519PublicKey | None:
         return Ed25519PublicKey.from_public_bytes(raw) if len(raw) == 32 else None
     except ValueError:
         return None
-
-
-def _encrypted(data: bytes) -> bool:
-    text = data.strip()
-    blob = base64.b64decode(b"".join(text[len(_PEM_BEGIN) : -len(_PEM_END)].split()))
-    return _Fields(blob, len(_MAGIC)).string() != b"none"
 
 
 def export_private(home: Path, dest: Path) -> Path:
@@ -404,8 +411,8 @@ def export_private(home: Path, dest: Path) -> Path:
             "the signing key is held by ssh-agent: there is no key file to export",
             hint="copy the private key file you added to the agent instead",
         )
-    root, here = work_tree_of(dest.parent), dest.parent.resolve()
-    if root is not None and (here == root.resolve() or root.resolve() in here.parents):
+    root = work_tree_of(dest.parent)
+    if root is not None and _inside(dest.parent, root):
         raise KeyFileError(
             f"{dest} is inside the work tree {root}, where it could be committed",
             hint="name a file outside any repository's work tree",
@@ -423,7 +430,6 @@ def export_private(home: Path, dest: Path) -> Path:
 
 def work_tree_of(path: Path) -> Path | None:
     """The work tree of the repository holding ``path``, or None (none, or bare)."""
-    from gitcoop.errors import GitcoopError
     from gitcoop.git import open_repo
 
     try:
