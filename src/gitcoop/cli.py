@@ -96,12 +96,15 @@ def _ledger_tip() -> str | None:
 
 def _refresh_notes() -> None:
     """Bring refs/notes/coop up to the ledger (display only): a failure is one warning."""
-    from gitcoop import notes
+    from gitcoop import constants, notes
     from gitcoop.git import open_repo
     from gitcoop.workspace import local_dir
 
-    if _ledger_tip() is not None:
+    try:
         repo = open_repo(".")
+    except GitcoopError:
+        return
+    if repo.ref(constants.LEDGER_REF) is not None:
         notes.warn_on_failure(repo, local_dir(repo), _err)
 
 
@@ -426,16 +429,10 @@ def key_show() -> None:
 def key_generate() -> None:
     """Create your signing key (refuses to overwrite one)."""
     from gitcoop import keys
-    from gitcoop.git import open_repo
-    from gitcoop.session import identity
+    from gitcoop.commands.key import email_of
 
     with _errors():
-        home = keys.gitcoop_home()
-        try:
-            email = identity(open_repo("."))[1]
-        except GitcoopError:
-            email = "unknown@localhost"
-        k = keys.generate(home, comment=email)
+        k = keys.generate(keys.gitcoop_home(), comment=email_of(Path(".")))
     _say(f"created {k.path}\n{k.public_openssh}\n{k.keyid}")
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from gitcoop import _fs, _gitcli, constants, keys
 from gitcoop.errors import ConfigError, GitcoopError
-from gitcoop.git import open_repo
 from gitcoop.session import open_session, signer_for
 
 
@@ -41,9 +40,11 @@ def identity_message(public: str, address: str) -> str:
 
 def message_for(path: str | Path, address: str) -> str:
     """The identity message for the user's key and ``address``, to sign with a wallet."""
+    from gitcoop import eth
+
     s = open_session(path)
-    key, _, _ = signer_for(s.repo, open_repo(path).workdir)
-    return identity_message(key.public_openssh, _checksummed(address))
+    key, _, _ = signer_for(s.repo, s.repo.workdir)
+    return identity_message(key.public_openssh, eth.checksummed(address))
 
 
 def join(path: str | Path = ".", eth: EthProof | None = None) -> Joined:
@@ -52,7 +53,7 @@ def join(path: str | Path = ".", eth: EthProof | None = None) -> Joined:
     Raises ConfigError outside a challenge's work tree, for a bad address or proof, or
     when the file has changes of the user's own that a commit would sweep in."""
     s = open_session(path)
-    root = open_repo(path).workdir
+    root = s.repo.workdir
     if root is None:
         raise ConfigError("git coop join needs a work tree", hint="run it in your clone")
     key, signer, _ = signer_for(s.repo, root)
@@ -89,12 +90,6 @@ def _names(raw: str, public: str) -> bool:
         return False
     at = fields.index("ssh-ed25519")
     return fields[at : at + 2] == public.split()
-
-
-def _checksummed(address: str) -> str:
-    from gitcoop import eth
-
-    return eth.checksummed(address)
 
 
 def _eth_binding(public: str, proof: EthProof) -> tuple[str, str]:

@@ -11,7 +11,8 @@ from gitcoop.git import global_config_get, open_repo
 from gitcoop.session import identity
 
 
-def _email(cwd: Path) -> str:
+def email_of(cwd: Path) -> str:
+    """The git email of the repository at ``cwd`` (a placeholder outside one)."""
     try:
         return identity(open_repo(cwd))[1]
     except GitcoopError:
@@ -21,7 +22,7 @@ def _email(cwd: Path) -> str:
 def trust_line(cwd: Path) -> str:
     """The line that names the user's key in a challenge's trust list."""
     key = keys.load(keys.gitcoop_home())
-    return keys.signers_line(_email(cwd), key.public_openssh)
+    return keys.signers_line(email_of(cwd), key.public_openssh)
 
 
 def import_key(cwd: Path, source: Path | None, *, from_git: bool) -> keys.SigningKey:
@@ -30,7 +31,7 @@ def import_key(cwd: Path, source: Path | None, *, from_git: bool) -> keys.Signin
     home = keys.gitcoop_home()
     worktree = keys.work_tree_of(cwd)
     keys.refuse_inside(home, worktree)
-    comment = _email(cwd)
+    comment = email_of(cwd)
     if from_git == (source is not None):
         raise ConfigError("name one key to import", hint="git coop key import FILE, or --from-git")
     if source is not None:
