@@ -128,21 +128,29 @@ def check(repo: Repo, update: Update, updates: list[Update]) -> str | None:
     if update.old != ZERO:
         start = verify_mod.position(ledger.read_record(repo, update.old))
     try:
-        verify_mod.verify_range(repo, update.new, start, verify_mod.Report())
+        report = verify_mod.Report()
+        verify_mod.verify_range(repo, update.new, start, report)
         genesis = _genesis(repo, update)
         trusted = _trusted(repo, genesis, update.new, updates)
-        stop = None if update.old == ZERO else update.old
-        for rec in ledger.records(repo, update.new, stop):
-            _, keyid = keys.public_with_fingerprint(rec.entry.key)
-            if keyid not in trusted:
-                return (
-                    f"ledger entry #{rec.entry.seq} is signed by {keyid}, a key this "
-                    f"challenge does not know (add it to {constants.SIGNERS_FILE})"
-                )
+        if not set(report.signers) <= trusted:
+            return _unknown_signer(repo, update, trusted)
     except GitcoopError as exc:
         return exc.message
     _remember(repo, update, genesis)
     return None
+
+
+def _unknown_signer(repo: Repo, update: Update, trusted: set[str]) -> str:
+    # Verification listed the signers; only a refusal reads the entries again, to name one.
+    stop = None if update.old == ZERO else update.old
+    for rec in ledger.records(repo, update.new, stop):
+        _, keyid = keys.public_with_fingerprint(rec.entry.key)
+        if keyid not in trusted:
+            return (
+                f"ledger entry #{rec.entry.seq} is signed by {keyid}, a key this "
+                f"challenge does not know (add it to {constants.SIGNERS_FILE})"
+            )
+    raise VerificationError("the signers verification listed are not in the ledger")
 
 
 def pre_receive(stdin: bytes, report: Report) -> int:

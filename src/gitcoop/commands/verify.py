@@ -525,8 +525,8 @@ def verify(path: str | Path = ".", *, full: bool = False) -> Report:
             "made before this run could not be told from the history this clone verified"
         )
     start = None if full else pin
-    if start is not None:
-        try:
+    if start is not None and not lands_on(repo, tip, start):
+        try:  # the exact walk, which also says when the chain branches
             ledger.chain(repo, tip, start.commit)
         except GitcoopError:
             raise _rewritten(repo, tip, start) from None
