@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from testing.world import World, make_world
+from testing.world import Player, World, make_world
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +41,16 @@ def hermetic_seal(
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     return make_world(tmp_path)
+
+
+@pytest.fixture
+def behind(world: World) -> tuple[Player, Player]:
+    """Ada's clone is one entry behind the remote and has one entry of her own."""
+    m = world.maintainer()
+    ada = world.contributor("ada", "Ada", "ada@example.org")
+    m.commit_score("0.61")
+    m.coop("evaluate")
+    m.coop("sync", "origin")
+    ada.git("checkout", "-q", "-b", "ada")
+    ada.coop("evaluate", ada.commit_score("0.62"))
+    return m, ada

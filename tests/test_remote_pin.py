@@ -159,8 +159,8 @@ def test_retrust_after_a_rewrite_puts_the_changed_attestation_back_on_top(
 
 
 def test_remote_names_that_clean_up_alike_keep_apart() -> None:
-    from gitcoop.sync import _safe
+    from gitcoop.incoming import safe_name
 
-    assert _safe("origin") == "origin"
-    assert _safe("a/b") != _safe("a_b") and _safe("a/b").startswith("a_b-")
-    assert _safe("..x") != _safe("x")
+    assert safe_name("origin") == "origin"
+    assert safe_name("a/b") != safe_name("a_b") and safe_name("a/b").startswith("a_b-")
+    assert safe_name("..x") != safe_name("x")

@@ -4,21 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
 from testing.world import Player, World, run
-
-
-@pytest.fixture
-def behind(world: World) -> tuple[Player, Player]:
-    """Ada's clone is one entry behind the remote and has one entry of her own."""
-    m = world.maintainer()
-    ada = world.contributor("ada", "Ada", "ada@example.org")
-    m.commit_score("0.61")
-    m.coop("evaluate")
-    m.coop("sync", "origin")
-    ada.git("checkout", "-q", "-b", "ada")
-    ada.coop("evaluate", ada.commit_score("0.62"))
-    return m, ada
 
 
 def _healthy(p: Player) -> None:

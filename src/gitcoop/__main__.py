@@ -15,6 +15,10 @@ def main() -> int:
         from gitcoop.commands.hook import main
 
         return main(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "sync":
+        from gitcoop.incoming import start_early
+
+        start_early(sys.argv[2:])  # the transfer overlaps loading the CLI
     from gitcoop.cli import main as cli_main
 
     return cli_main()

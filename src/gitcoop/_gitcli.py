@@ -90,7 +90,7 @@ class Running:
             last = (
                 said or [ln.strip() for ln in detail] or [f"exit status {self._proc.returncode}"]
             )[-1]
-            raise GitOperationError(f"git {self._args[0]} failed: {last}")
+            raise GitOperationError(f"git {_subcommand(self._args)} failed: {last}")
         return out.decode("utf-8", errors="replace").rstrip("\n")
 
     def __enter__(self) -> Running:
@@ -99,6 +99,14 @@ class Running:
     def __exit__(self, *exc: object) -> None:
         if self._proc.returncode is None:
             self._proc.communicate()
+
+
+def _subcommand(args: tuple[str, ...]) -> str:
+    # The first word after any ``-c name=value`` options.
+    i = 0
+    while i + 1 < len(args) and args[i] == "-c":
+        i += 2
+    return args[i] if i < len(args) else "?"
 
 
 def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:

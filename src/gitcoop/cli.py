@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from gitcoop import __version__
+from gitcoop.constants import DEFAULT_REMOTE
 from gitcoop.errors import ConfigError, ExitCode, GitcoopError
 
 app = typer.Typer(
@@ -392,7 +393,7 @@ def join(
 
 @app.command()
 def sync(
-    remote: Annotated[str, typer.Argument(help="The remote.")] = "origin",
+    remote: Annotated[str, typer.Argument(help="The remote.")] = DEFAULT_REMOTE,
     retrust: Annotated[
         bool,
         typer.Option(
@@ -404,11 +405,15 @@ def sync(
 ) -> None:
     """Fetch, verify and merge the remote's ledger, then publish the local one."""
     from gitcoop.git import open_repo
+    from gitcoop.incoming import take_early
     from gitcoop.sync import sync as run
 
     with _errors(), _watching_ledger(notes=True):
+        started = take_early(remote)
         repo = open_repo(".")
-        result = run(repo, repo.workdir or repo.common_dir, remote, retrust=retrust)
+        result = run(
+            repo, repo.workdir or repo.common_dir, remote, retrust=retrust, started=started
+        )
     _say(
         f"fetched {result.fetched}, re-linked {result.relinked}, "
         f"{'pushed' if result.pushed else 'nothing to push'}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 LEDGER_REF = "refs/coop/ledger"
+DEFAULT_REMOTE = "origin"  # what `git coop sync` talks to when not told
 NOTES_REF = "refs/notes/coop"  # derived from the ledger, for `git log --notes=coop`
 COOP_DIR = ".coop"
 CHALLENGE_FILE = ".coop/challenge.yaml"

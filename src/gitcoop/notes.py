@@ -325,7 +325,9 @@ def _write(repo: Repo, tmp: str, when: int, tree: str | None, changes: Changes) 
     """Write a notes commit (no parent) with one ``git fast-import`` through the ref
     ``tmp``; return its id."""
     cwd = repo.workdir or repo.git_dir
-    args = ("fast-import", "--quiet", "--done")
+    # Uncompressed: a note is a line, and zlib's setup per object cost as much as the rest
+    # of fast-import's work; gc packs the index like any other object later.
+    args = ("-c", "pack.compression=0", "fast-import", "--quiet", "--done")
     _gitcli.feed(cwd, args, _stream(tmp, when, tree, changes), env=_FAST_IMPORT_ENV)
     new = repo.ref(tmp)
     if new is None:

@@ -11,37 +11,23 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitcoop import _fs, _gitcli, constants, ledger, notes, vindex
+from gitcoop import _fs, _gitcli, constants, incoming, ledger, notes, vindex
 from gitcoop.commands import verify as verify_mod
 from gitcoop.commands.verify import Position
 from gitcoop.errors import FormatError, GitOperationError, LedgerConflict, SecurityError
 from gitcoop.git import Repo
 from gitcoop.workspace import local_dir
 
-_GUARD = {constants.HOOK_GUARD_ENV: "1"}
-
-
-def _safe(remote: str) -> str:
-    """The remote's name as one ref and file name component; a name that had to change
-    gets a digest of the original, so ``a/b`` and ``a_b`` never share a pin."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", remote)[:100].lstrip(".") or "remote"
-    if safe == remote:
-        return safe
-    return f"{safe}-{hashlib.sha256(remote.encode()).hexdigest()[:12]}"
+_GUARD = incoming.GUARD
 
 
 def staging_ref(remote: str) -> str:
     """The remote's ledger head as this clone last verified it (a remote-tracking ref)."""
-    return f"refs/coop-remote/{_safe(remote)}/ledger"
-
-
-def _incoming_prefix(remote: str) -> str:
-    return f"refs/coop-incoming/{_safe(remote)}/"
+    return f"refs/coop-remote/{incoming.safe_name(remote)}/ledger"
 
 
 @dataclass(frozen=True)
@@ -57,7 +43,7 @@ class SyncResult:
 
 
 def _pin_path(repo: Repo, remote: str) -> Path:
-    return local_dir(repo) / "remotes" / f"{_safe(remote)}.json"
+    return local_dir(repo) / "remotes" / f"{incoming.safe_name(remote)}.json"
 
 
 def remote_pin(repo: Repo, remote: str) -> Position | None:
@@ -89,8 +75,11 @@ def _advance_remote_pin(repo: Repo, remote: str, pos: Position, proven: Position
     path.parent.mkdir(parents=True, exist_ok=True)
     with _fs.locked(path.with_suffix(".lock")):
         old = remote_pin(repo, remote)
-        ahead = old is not None and old.seq < pos.seq and verify_mod.extends(repo, pos.commit, old)
-        if old is None or old == proven or ahead:
+        if (
+            old is None
+            or old == proven
+            or (old.seq < pos.seq and verify_mod.extends(repo, pos.commit, old))
+        ):
             _write_remote_pin(repo, remote, pos)
 
 
@@ -161,7 +150,8 @@ def _evidence(repo: Repo, remote: str, pin: Position, theirs: str | None) -> tup
     data = json.dumps(record, indent=2, sort_keys=True).encode() + b"\n"
     # Named by time and content: two reports in one second never overwrite each other.
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = folder / f"{_safe(remote)}-{stamp}-{hashlib.sha256(data).hexdigest()[:8]}.json"
+    digest = hashlib.sha256(data).hexdigest()[:8]
+    path = folder / f"{incoming.safe_name(remote)}-{stamp}-{digest}.json"
     _fs.atomic_write(path, data)
     return detail, path
 
@@ -180,25 +170,17 @@ def _rewritten(repo: Repo, remote: str, pin: Position, theirs: str | None) -> Se
 # --- fetch, check, merge ----------------------------------------------------------------
 
 
-def start_fetch(workdir: Path, remote: str) -> _gitcli.Running:
-    """Start fetching the remote's ledger into the incoming namespace, for ``fetch`` or
-    ``sync`` to finish (the hook loads its key and scoring code meanwhile)."""
-    return _gitcli.fetch_refs(
-        workdir, remote, "refs/coop/*", _incoming_prefix(remote) + "*", _GUARD
-    )
-
-
 def fetch(
     repo: Repo, workdir: Path, remote: str, started: _gitcli.Running | None = None
 ) -> str | None:
     """Fetch the remote's ledger into the incoming namespace (or finish the ``started``
     fetch); return its head or None."""
-    (started or start_fetch(workdir, remote)).wait()
-    return repo.ref(_incoming_prefix(remote) + "ledger")
+    (started or incoming.start_fetch(workdir, remote)).wait()
+    return repo.ref(incoming.prefix(remote) + "ledger")
 
 
 def _drop_incoming(repo: Repo, remote: str) -> None:
-    repo.delete_refs(_incoming_prefix(remote))
+    repo.delete_refs(incoming.prefix(remote))
 
 
 def _check_pin(repo: Repo, remote: str, theirs: str | None, retrust: bool) -> Position | None:
@@ -360,7 +342,7 @@ def sync(
 ) -> SyncResult:
     """Bring the local ledger and the remote's into one chain and publish it; a push lost
     to another clone is retried on top of what that clone published (a few times).
-    ``started``: a fetch already under way (``start_fetch``).
+    ``started``: a fetch already under way (``incoming.start_fetch``).
 
     Raises SecurityError (nothing changed locally) when the remote no longer extends what
     this clone verified there, or holds another challenge; VerificationError for bad

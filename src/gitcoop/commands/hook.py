@@ -79,13 +79,13 @@ def pre_push(remote: str, url: str, stdin: bytes, report: Report) -> int:
     if not _unattested(s, commits) and not (touches and _pending_publish(repo, remote)):
         return 0  # the idle path: no network, no signing key
     # Only now the modules a real push needs: the idle path above stays light.
-    from gitcoop import notes, sync
+    from gitcoop import incoming, notes, sync
 
     workdir = repo.workdir or repo.common_dir
     try:
         # Take the remote's entries first: parents scored by others need no second run.
         # The signing key and the scoring code load while the fetch is on the wire.
-        with sync.start_fetch(workdir, remote) as fetching:
+        with incoming.start_fetch(workdir, remote) as fetching:
             score = _scorer(s, report) if commits else None
             sync.sync(repo, workdir, remote, push=False, started=fetching)
         if score is not None:

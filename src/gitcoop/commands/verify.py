@@ -7,6 +7,7 @@ that no longer contains the pinned head has been rewritten, which is a security 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from gitcoop import _fs, canonical, constants, ledger, pinned, records, vindex
+from gitcoop import _forked, _fs, canonical, constants, ledger, pinned, records, vindex
 from gitcoop.errors import ConfigError, FormatError, GitcoopError, SecurityError, VerificationError
 from gitcoop.git import Repo, open_repo
 from gitcoop.metric import decimal_text
@@ -316,48 +317,40 @@ def _parallel(
     cores: int,
     notes: bool,
 ) -> Iterator[_Chunk]:
-    """Check the runs in worker processes while the chain is still being walked; yield
+    """Check the runs in forked workers while the chain is still being walked; yield
     them oldest first, each with its rows, once all are in.
 
     The walk goes newest first, so the runs are numbered from the count the tip's entry
     claims; raises _Miscount (before yielding anything) when the walk finds another count,
     for the sequential pass to name the problem. Workers write their rows to files, read
-    back one at a time: no process holds the rows of the whole ledger.
+    back one at a time: no process holds the rows of the whole ledger. At most one run per
+    core waits in memory for a worker.
     """
-    import multiprocessing
     import tempfile
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
-    # fork: workers inherit the loaded modules, so they start in milliseconds.
-    pool = ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("fork"))
-    futures: list[Future[_Chunk]] = []
-    walked = 0
-    with tempfile.TemporaryDirectory(dir=local_dir(repo), prefix="verify-") as tmp:
-        try:
-            # Short ranges are cut so that every core gets a share.
-            size = min(_CHUNK, -(-expected // cores))
-            for seg in ledger.walk_runs(repo, tip, stop, size):
-                walked += seg.length
-                start = first_seq + expected - walked
-                job = (str(repo.common_dir), seg, start, f"{tmp}/{len(futures)}", notes)
-                futures.append(pool.submit(_worker, job))
-                # A bounded queue: runs waiting for a worker hold their ids in memory.
-                if sum(not f.done() for f in futures) > 2 * cores:
-                    wait(futures, return_when=FIRST_COMPLETED)
-            if walked != expected:
-                raise _Miscount
-            while futures:
-                # Popped, so a stitched run (and the rows read into it) is freed at once.
-                run = futures.pop().result()
-                if run.error is None:
-                    rows = Path(f"{tmp}/{len(futures)}")
-                    run.rows = rows.read_text(encoding="utf-8")
-                    rows.unlink()
-                yield run
-                if run.error is not None:
-                    return
-        finally:
-            pool.shutdown(cancel_futures=True)
+    with (
+        tempfile.TemporaryDirectory(dir=local_dir(repo), prefix="verify-") as tmp,
+        _forked.Pool[_Chunk](Path(tmp), cores) as pool,
+    ):
+        walked, jobs = 0, 0
+        # Short ranges are cut so that every core gets a share.
+        size = min(_CHUNK, -(-expected // cores))
+        for seg in ledger.walk_runs(repo, tip, stop, size):
+            walked += seg.length
+            start = first_seq + expected - walked
+            job = (str(repo.common_dir), seg, start, f"{tmp}/{jobs}.rows", notes)
+            jobs = pool.start(functools.partial(_worker, job)) + 1
+        if walked != expected:
+            raise _Miscount
+        for number in reversed(range(jobs)):
+            run = pool.result(number)
+            if run.error is None:
+                rows = Path(f"{tmp}/{number}.rows")
+                run.rows = rows.read_text(encoding="utf-8")
+                rows.unlink()
+            yield run
+            if run.error is not None:
+                return
 
 
 def _expected(repo: Repo, tip: str, first_seq: int) -> int:
@@ -549,8 +542,20 @@ def lands_on(repo: Repo, tip: str, pin: Position) -> bool:
     differ lands on ``pin``: proof that the chain holds it, at the cost of the entries in
     between (libgit2's general ancestry test walks the whole ledger). False proves
     nothing: the tip's seq is only a claim until verified."""
+    key = (tip, pin.commit, pin.seq)
+    if key in _LANDED:
+        return True
     try:
         steps = ledger.read_record(repo, tip).entry.seq - pin.seq
-        return steps >= 0 and repo.first_parents(tip, None, steps)[1] == pin.commit
+        landed = steps >= 0 and repo.first_parents(tip, None, steps)[1] == pin.commit
     except GitcoopError:
         return False
+    if landed:
+        _LANDED.add(key)
+    return landed
+
+
+# Walks that landed, as (tip, pin commit, pin seq). A commit id fixes its whole history,
+# so what a walk proved once holds in every repository and for good; a sync asks the same
+# question up to three times (pin check, fork point, remote pin).
+_LANDED: set[tuple[str, str, int]] = set()
