@@ -297,6 +297,12 @@ def _verifies(key: Ed25519PublicKey, sig: bytes, message: bytes) -> bool:
     return True
 
 
+def preload() -> None:
+    """Load the signature library now: processes forked afterwards share it instead of
+    each loading its own."""
+    _sodium()
+
+
 @functools.cache
 def _sodium() -> tuple[Callable[[bytes, bytes], bytes], type[Exception]]:
     # libsodium verifies in about half the time of OpenSSL here, and is the stricter of

@@ -16,10 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from gitcoop import _forked, _fs, canonical, constants, ledger, pinned, records, vindex
+from gitcoop import (
+    _forked,
+    _fs,
+    canonical,
+    constants,
+    dsse,
+    ledger,
+    pinned,
+    records,
+    vindex,
+)
 from gitcoop.errors import ConfigError, FormatError, GitcoopError, SecurityError, VerificationError
 from gitcoop.git import Repo, open_repo
 from gitcoop.metric import decimal_text
+from gitcoop.notes import line_of
 from gitcoop.workspace import local_dir
 
 _KIND_TYPES = {
@@ -266,14 +277,12 @@ def _check_run_unpaused(repo: Repo, segment: ledger.Segment, first_seq: int, not
 def _notes_lines(
     kinds: list[tuple[str, bool]], atts: list[tuple[int, records.Attestation]]
 ) -> dict[str, tuple[str, str] | None]:
-    from gitcoop import notes
-
     proved = iter(atts)
     out: dict[str, tuple[str, str] | None] = {}
     for commit, attested in kinds:
         if attested:
             seq, att = next(proved)
-            out[commit] = (att.commit, notes.line_of(seq, att))
+            out[commit] = (att.commit, line_of(seq, att))
         else:
             out[commit] = None
     return out
@@ -328,6 +337,7 @@ def _parallel(
     """
     import tempfile
 
+    dsse.preload()  # once here, not once in every worker
     with (
         tempfile.TemporaryDirectory(dir=local_dir(repo), prefix="verify-") as tmp,
         _forked.Pool[_Chunk](Path(tmp), cores) as pool,
