@@ -102,3 +102,26 @@ def rewrite_tip(
     oid = repo.create_commit(None, sig, sig, "tampered\n", tb.write(), tip.parent_ids)
     repo.references.create(ref, oid, force=True)
     return str(oid)
+
+
+def append_entry(
+    repo_path: Path, make: Callable[[dict], dict], ref: str = "refs/coop/ledger"
+) -> str:
+    """Append ``make(a copy of the newest entry, already linked after it)`` on top of the
+    ledger, as a client that writes entries by hand could; returns the new head."""
+    repo = pygit2.Repository(str(repo_path))
+    tip = repo.revparse_single(ref)
+    assert isinstance(tip, pygit2.Commit)
+    data = bytes(repo[tip.tree["entry.json"].id].data)
+    entry = json.loads(data)
+    entry["seq"] += 1
+    entry["prev"] = canonical.sha256_hex(data)
+    tb = repo.TreeBuilder()
+    tb.insert(
+        "entry.json", repo.create_blob(canonical.encode(make(entry))), pygit2.enums.FileMode.BLOB
+    )
+    tb.insert("challenge", tip.tree["challenge"].id, pygit2.enums.FileMode.TREE)
+    sig = pygit2.Signature("gitcoop", "gitcoop@localhost", 0, 0)
+    oid = repo.create_commit(None, sig, sig, "appended by hand\n", tb.write(), [tip.id])
+    repo.references.create(ref, oid, force=True)
+    return str(oid)
