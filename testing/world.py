@@ -145,6 +145,17 @@ class World:
             p.coop("init")
         return p
 
+    def accept(self, p: Player, maintainer: Player | None = None) -> None:
+        """Have ``p`` join (a commit on the challenge branch) and the maintainer accept
+        it with a trust-update entry; both clones end synced."""
+        m = maintainer or self.players["maint"]
+        p.coop("join")
+        p.git("push", "-q", "origin", "HEAD:main")
+        m.git("pull", "-q", "--ff-only", "origin", "main")
+        m.coop("join", "--accept")
+        m.coop("sync", "origin")
+        p.coop("sync", "origin")
+
     def _player(self, key: str, name: str, email: str) -> Player:
         home = self.root / f"home-{key}"
         p = Player(name, email, home, self.root / key, player_env(self.base_env, name, email, home))

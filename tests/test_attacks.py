@@ -8,11 +8,14 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from testing.tamper import append_entry, read_ledger
 from testing.world import Player, World, make_world
+
+from gitcoop import constants, keys, records
 
 
 @pytest.fixture
@@ -104,7 +107,7 @@ def test_an_attestation_presented_as_a_genesis_is_refused(scored: Player) -> Non
         return entry
 
     append_entry(scored.repo, make)
-    _refused(scored, "ledger entry #4 unexpected payload type")
+    _refused(scored, "ledger entry #4 is a second genesis entry")
 
 
 def test_an_attestation_replayed_into_another_challenge_is_refused(
@@ -126,3 +129,97 @@ def test_an_attestation_appended_twice_counts_once(scored: Player) -> None:
     assert scored.coop("verify").returncode == 0  # a valid record, validly linked
     after = json.loads(scored.coop("credit", "--json").stdout)
     assert after == before
+
+
+def test_a_second_genesis_is_refused(scored: Player) -> None:
+    genesis = json.loads(read_ledger(scored.repo)[0][0])
+
+    def make(entry: dict) -> dict:
+        entry["kind"] = "genesis"
+        return _carrying(genesis)(entry)
+
+    append_entry(scored.repo, make)
+    _refused(scored, "ledger entry #4 is a second genesis entry")
+
+
+def _signed_by_maintainer(p: Player, statement: dict, payload_type: str) -> Callable[[dict], dict]:
+    key = keys.load(p.home)
+    envelope = records.sign(statement, payload_type, key)
+
+    def make(entry: dict) -> dict:
+        entry["envelope"], entry["key"] = envelope, key.public_openssh
+        return entry
+
+    return make
+
+
+def _review_of(p: Player, entry: dict) -> dict:
+    key = keys.load(p.home)
+    commit = p.head()
+    return records.Review(
+        commit, p.git("rev-parse", "HEAD^{tree}").stdout.strip(), entry["challenge"],
+        entry["origin"], "sha256:" + "0" * 64, key.keyid, Decimal("0.7"), Decimal("0.7"),
+        Decimal(0), records.REPRODUCED, 1, records.now(),
+        records.Signer(key.keyid, p.email, p.name),
+    ).statement()  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("attestation", "not a gitcoop metric-delta statement"),
+        ("review", "ledger entry #4 subject digest mismatch"),  # a review of HEAD~1, not HEAD
+    ],
+)
+def test_a_review_is_read_only_as_a_review(scored: Player, kind: str, reason: str) -> None:
+    last = json.loads(read_ledger(scored.repo)[-1][0])
+    statement = _review_of(scored, last)
+    if kind == "review":  # sign it for a commit whose tree it does not name
+        statement["subject"][0]["digest"]["gitCommit"] = scored.head("HEAD~1")
+    make = _signed_by_maintainer(scored, statement, constants.INTOTO_PAYLOAD_TYPE)
+
+    def as_kind(entry: dict) -> dict:
+        entry["kind"] = kind
+        return make(entry)
+
+    append_entry(scored.repo, as_kind)
+    _refused(scored, reason)
+
+
+def test_an_attestation_presented_as_a_review_is_refused(scored: Player) -> None:
+    def make(entry: dict) -> dict:
+        entry["kind"] = "review"
+        return entry
+
+    append_entry(scored.repo, make)
+    _refused(scored, "not a gitcoop review statement")
+
+
+def test_a_genesis_presented_as_a_trust_update_is_refused(scored: Player) -> None:
+    genesis = json.loads(read_ledger(scored.repo)[0][0])
+
+    def make(entry: dict) -> dict:
+        entry["kind"] = "trust-update"
+        return _carrying(genesis)(entry)
+
+    append_entry(scored.repo, make)
+    _refused(scored, "payload is a 'genesis' event, expected 'trust-update'")
+
+
+def test_a_trust_update_for_another_ledger_is_refused(scored: Player) -> None:
+    last = json.loads(read_ledger(scored.repo)[-1][0])
+    key = keys.load(scored.home)
+    body = records.trust_update_body(
+        "sha256:" + "1" * 64, last["origin"], [], 0, scored.head()
+    )  # another challenge's digest, signed by this challenge's maintainer
+    event = records.Event(
+        "trust-update", body, records.Signer(key.keyid, scored.email, scored.name), "t"
+    )
+    make = _signed_by_maintainer(scored, event.payload(), constants.EVENT_PAYLOAD_TYPE)
+
+    def as_update(entry: dict) -> dict:
+        entry["kind"] = "trust-update"
+        return make(entry)
+
+    append_entry(scored.repo, as_update)
+    _refused(scored, "updates the trust list of another challenge or ledger")

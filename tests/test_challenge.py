@@ -264,7 +264,7 @@ def test_rendered_strings_cannot_inject_keys() -> None:
 def test_template_comments_every_field() -> None:
     lines = TEMPLATE.splitlines()
     keys = [i for i, line in enumerate(lines) if re.match(r"\s*[a-z_]+:", line)]
-    assert len(keys) == 15  # 12 fields and the metric, credit and hook sections
+    assert len(keys) == 16  # 13 fields and the metric, credit and hook sections
     for i in keys:
         if lines[i].rstrip().endswith(":"):
             continue  # a section header; its fields carry the comments

@@ -59,9 +59,11 @@ def test_push_scores_signs_and_publishes(world: World) -> None:
 def test_contributors_get_credit(world: World) -> None:
     m = world.maintainer()
     ada = world.contributor("ada", "Ada", "ada@example.org")
+    world.accept(ada)
     ada.commit_score("0.7", "ada improves")
     ada.git("push", "-q", "origin", "main")
     bob = world.contributor("bob", "Bob", "bob@example.org")
+    world.accept(bob)
     bob.commit_score("0.65", "bob regresses")
     bob.commit_score("0.9", "bob improves")
     bob.git("push", "-q", "origin", "main")

@@ -185,6 +185,9 @@ def contributor_joins(demo: Demo, person: Person) -> None:
              cwd=demo.root)
     set_identity(demo, person)
     demo.run(person, "git", "coop", "init")
+    say(f"{person.name} proposes their key for the trust list, as a commit")
+    demo.run(person, "git", "coop", "join")
+    demo.run(person, "git", "push")
 
 
 def ada_plays(demo: Demo) -> None:
@@ -215,6 +218,12 @@ def maintainer_reviews(demo: Demo) -> None:
     demo.run(MAINTAINER, "git", "pull", "--ff-only")
     demo.run(MAINTAINER, "git", "coop", "sync", "origin")
     demo.run(MAINTAINER, "git", "log", "--oneline", "--format=%h %an: %s")
+    say("Morgan accepts the three joins with one signed trust update: until then their "
+        "scores count for nothing")
+    demo.run(MAINTAINER, "git", "coop", "join", "--accept")
+    say("Morgan reproduces the newest score on this machine and signs the verdict")
+    demo.run(MAINTAINER, "git", "coop", "review", "HEAD", "--reproduce")
+    demo.run(MAINTAINER, "git", "coop", "sync", "origin")
     demo.run(MAINTAINER, "git", "coop", "credit")
     say("Anyone can check the ledger: every entry linked, signed and about a real commit")
     demo.run(MAINTAINER, "git", "coop", "verify")

@@ -40,6 +40,9 @@ MAX_FILE_BYTES: Final = 256 * 1024
 # The challenge directory holds the evaluator's own configuration; a contributor must never
 # be able to change it, whatever the challenge author listed.
 IMPLICIT_PROTECT: Final = f"{COOP_DIR}/**"
+# What an attested commit can show, weakest first: signed by a contributor about their
+# own commit, by the challenge's evaluator (CI), or by two trusted signers who agree.
+ASSURANCE_LEVELS: Final = ("self", "ci", "reproduced")
 
 # Deep nesting is never valid in this schema, and libyaml's composer recurses on the C stack
 # (a few hundred KiB of "[" crash the interpreter), so nesting is checked on the event stream
@@ -97,6 +100,13 @@ class Challenge:
     data: tuple[tuple[str, str], ...]  # sorted (path, "sha256:<lowercase hex>")
     min_delta: Decimal
     on_error: str
+    require: str = "self"  # the assurance an attestation needs to count
+    tolerance: Decimal | None = None  # how far two reproductions may differ (None: min_delta)
+
+    @property
+    def agreement(self) -> Decimal:
+        """How far apart two scores of one commit may be and still agree."""
+        return self.min_delta if self.tolerance is None else self.tolerance
 
     @property
     def maximize(self) -> bool:
@@ -123,9 +133,19 @@ class Challenge:
             },
             "protect": list(self.protect),
             "data": dict(self.data),
-            "credit": {"min_delta": _plain_decimal(self.min_delta)},
+            "credit": self._credit_json(),
             "hook": {"on_error": self.on_error},
         }
+
+    def _credit_json(self) -> dict[str, str]:
+        # Settings at their defaults are left out, so the digest of a challenge that
+        # predates them is unchanged.
+        out = {"min_delta": _plain_decimal(self.min_delta)}
+        if self.require != "self":
+            out["require"] = self.require
+        if self.tolerance is not None:
+            out["tolerance"] = _plain_decimal(self.tolerance)
+        return out
 
     @classmethod
     def from_json(cls, obj: Any) -> Challenge:
@@ -150,6 +170,8 @@ class Challenge:
             tuple(sorted(obj["data"].items())),
             Decimal(obj["credit"]["min_delta"]),
             str(obj["hook"]["on_error"]),
+            str(obj["credit"].get("require", "self")),
+            None if "tolerance" not in obj["credit"] else Decimal(obj["credit"]["tolerance"]),
         )
         if challenge.to_json() != obj:
             raise ValueError("challenge cache does not round-trip")
@@ -287,6 +309,10 @@ def _compose(text: str) -> _Node | None:
         root = yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         line = _mark_line(exc.problem_mark)
+        if "maximum nesting depth" in str(exc.problem):
+            # libyaml's own limit (0.2.6 and later) can trip first: its scanner reads
+            # ahead of the events _check_events counts.
+            raise _Invalid(line, f"nesting deeper than {_MAX_DEPTH} levels") from None
         raise _Invalid(line, f"invalid YAML: {_yaml_problem(exc)}") from None
     except yaml.YAMLError as exc:
         raise _reader_error(exc, text) from None
@@ -721,7 +747,11 @@ _METRIC_FIELDS: Final = {
     "timeout": _Field(_timeout, 600.0),
     "output_limit": _Field(_output_limit, _DEFAULT_OUTPUT_LIMIT),
 }
-_CREDIT_FIELDS: Final = {"min_delta": _Field(_min_delta, Decimal(0))}
+_CREDIT_FIELDS: Final = {
+    "min_delta": _Field(_min_delta, Decimal(0)),
+    "require": _Field(_choice(*ASSURANCE_LEVELS), "self"),
+    "tolerance": _Field(_min_delta, None),
+}
 _HOOK_FIELDS: Final = {"on_error": _Field(_choice("refuse", "warn"), "refuse")}
 _TOP_FIELDS: Final = {
     "version": _Field(_version),
@@ -745,6 +775,8 @@ def _build(values: Mapping[str, Any]) -> Challenge:
         data=values["data"],
         min_delta=values["credit"]["min_delta"],
         on_error=values["hook"]["on_error"],
+        require=values["credit"]["require"],
+        tolerance=values["credit"]["tolerance"],
     )
 
 

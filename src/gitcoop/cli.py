@@ -279,6 +279,12 @@ def show(
             f"delta {a.get('delta')}  #{a['seq']}  by {signer.get('principal')} "
             f"({signer.get('keyid')})  {a.get('time')}"
         )
+    for r in result["reviews"]:
+        signer = r.get("signer") or {}
+        _say(
+            f"{result['commit'][:12]}  review: {r.get('result')} ({r.get('score')})  "
+            f"#{r['seq']}  by {signer.get('principal')} ({signer.get('keyid')})  {r.get('time')}"
+        )
 
 
 @app.command()
@@ -327,7 +333,8 @@ def verify(
         f"sha256:{head.hash[:16] if head else '-'}"
     )
     for keyid, info in sorted(report.signers.items()):
-        _say(f"  signer {info['principal']} ({keyid}): {info['entries']} entries")
+        roles = ", ".join(info.get("roles") or ["not trusted"])  # type: ignore[arg-type]
+        _say(f"  signer {info['principal']} ({keyid}, {roles}): {info['entries']} entries")
 
 
 @app.command()
@@ -352,6 +359,18 @@ def credit(
 
 @app.command()
 def join(
+    rev: Annotated[
+        str | None,
+        typer.Argument(help="With --accept: the commit whose trust list to accept."),
+    ] = None,
+    accept: Annotated[
+        bool,
+        typer.Option(
+            "--accept",
+            help="As a maintainer: make the trust list at REV (default: the challenge "
+            "branch) the one in force, with a signed trust-update entry.",
+        ),
+    ] = False,
     eth_address: Annotated[
         str | None,
         typer.Option("--eth-address", help="An Ethereum address rewards may go to."),
@@ -374,6 +393,9 @@ def join(
     from gitcoop.commands.join import EthProof, message_for
     from gitcoop.commands.join import join as run
 
+    if accept or rev is not None:
+        _accept(rev, accept)
+        return
     eth = None if eth_address is None else EthProof(eth_address, eth_signature, eth_key_file)
     with _errors(), _watching_ledger(notes=False):
         if print_message:
@@ -388,6 +410,64 @@ def join(
     _say(
         f"{result.line}\nadded to .coop/allowed_signers in commit {result.commit[:12]}: "
         "push it to the challenge branch, or propose it as a pull request"
+    )
+
+
+@app.command()
+def review(
+    rev: Annotated[str, typer.Argument(help="The attested commit to review.")],
+    reproduce: Annotated[
+        bool,
+        typer.Option(
+            "--reproduce",
+            help="Re-run the metric on REV (never from the score cache) and compare.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reproduce someone else's score and append a signed review: exit 0 reproduced,
+    1 not reproduced (the review is appended either way)."""
+    from gitcoop.commands.review import review as run
+
+    with _errors(), _watching_ledger(notes=False):
+        if not reproduce:
+            raise ConfigError(
+                "git coop review needs --reproduce", hint="git coop review REV --reproduce"
+            )
+        result = run(".", rev)
+    if as_json:
+        _dump(result.to_json())
+    else:
+        verdict = "reproduced" if result.reproduced else "NOT reproduced"
+        _say(
+            f"{result.commit[:12]}: {verdict}: {result.score} here, {result.theirs} by "
+            f"{result.by} (tolerance {result.tolerance}); review appended as ledger entry "
+            f"#{result.seq}: publish it with git coop sync (or your next git push)"
+        )
+    if not result.reproduced:
+        raise typer.Exit(int(ExitCode.CHECK_FAILED))
+
+
+def _accept(rev: str | None, accept: bool) -> None:
+    from gitcoop.commands.join import accept as run
+
+    with _errors(), _watching_ledger(notes=True):
+        if not accept:
+            raise ConfigError(
+                f"a revision ({rev}) is only taken with --accept", hint="add --accept"
+            )
+        result = run(".", rev)
+    if result.seq is None:
+        _say(f"the trust list at {result.source[:12]} is the one in force; nothing appended")
+        return
+    for label, keys_ in (("adds", result.added), ("drops", result.removed)):
+        for who in keys_:
+            _say(f"{label} {who}")
+    for who in result.changed:
+        _say(f"changes {who}")
+    _say(
+        f"trust-update appended as ledger entry #{result.seq}: publish it with "
+        "git coop sync (or your next git push)"
     )
 
 

@@ -15,6 +15,7 @@ PINNED_TREE = "challenge"  # subtree of every ledger commit: the evaluator in fo
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://gitcoop.dev/metric-delta/v1"
+REVIEW_PREDICATE_TYPE = "https://gitcoop.dev/review/v1"
 EVENT_TYPE = "https://gitcoop.dev/event/v1"
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 EVENT_PAYLOAD_TYPE = "application/vnd.gitcoop.event+json"

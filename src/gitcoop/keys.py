@@ -100,9 +100,10 @@ class SigningKey:
         return self._sign(data)
 
 
-def signers_line(principal: str, public: str) -> str:
-    """The trust-list line (OpenSSH allowed_signers format) for a principal's key."""
-    return f'{principal} namespaces="gitcoop" {public}'
+def signers_line(principal: str, public: str, namespaces: str = "gitcoop") -> str:
+    """The trust-list line (OpenSSH allowed_signers format) for a principal's key; the
+    namespaces it may sign for are its roles (see gitcoop.trust)."""
+    return f'{principal} namespaces="{namespaces}" {public}'
 
 
 def check_private_file(path: Path) -> None:

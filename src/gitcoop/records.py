@@ -259,6 +259,98 @@ def _parent(obj: object) -> tuple[str | None, Decimal | None]:
     return _match(d, "commit", _SHA1), score
 
 
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "failed-to-reproduce"
+
+
+class Review(NamedTuple):
+    """The verified content of a review statement: someone re-ran the metric on a commit
+    and compares their score with an attestation's."""
+
+    commit: str
+    tree: str
+    challenge: str
+    origin: str
+    reviewed: str  # "sha256:" digest of the reviewed attestation's statement bytes
+    reviewed_keyid: str
+    reviewed_score: Decimal
+    score: Decimal
+    tolerance: Decimal
+    result: str
+    duration_ms: int
+    time: str
+    signer: Signer
+
+    def statement(self) -> dict[str, Any]:
+        """Return the in-toto Statement v1 as a plain JSON object."""
+        return {
+            "_type": constants.STATEMENT_TYPE,
+            "subject": [
+                {
+                    "name": f"git+commit:{self.commit}",
+                    "digest": {"gitCommit": self.commit, "gitTree": self.tree},
+                }
+            ],
+            "predicateType": constants.REVIEW_PREDICATE_TYPE,
+            "predicate": {
+                "challenge": {"digest": self.challenge, "origin": self.origin},
+                "reviewed": {
+                    "statement": self.reviewed,
+                    "keyid": self.reviewed_keyid,
+                    "score": decimal_text(self.reviewed_score),
+                },
+                "score": decimal_text(self.score),
+                "tolerance": decimal_text(self.tolerance),
+                "result": self.result,
+                "durationMs": self.duration_ms,
+                "time": self.time,
+                "signer": self.signer.to_json(),
+            },
+        }
+
+
+def parse_review(obj: object) -> Review:
+    """Parse a verified review statement; raises FormatError when it is not one."""
+    d = _dict(obj, "statement", {"_type", "subject", "predicateType", "predicate"})
+    if d["_type"] != constants.STATEMENT_TYPE or d["predicateType"] != (
+        constants.REVIEW_PREDICATE_TYPE
+    ):
+        raise FormatError(f"not a gitcoop review statement ({d['predicateType']!r})")
+    subjects = d["subject"]
+    if not isinstance(subjects, list) or len(subjects) != 1:
+        raise FormatError("a review statement names exactly one subject")
+    digest = _dict(
+        _dict(subjects[0], "subject", {"name", "digest"})["digest"],
+        "digest",
+        {"gitCommit", "gitTree"},
+    )
+    p = _dict(
+        d["predicate"],
+        "predicate",
+        {"challenge", "reviewed", "score", "tolerance", "result", "durationMs", "time", "signer"},
+    )
+    ch = _dict(p["challenge"], "challenge", {"digest", "origin"})
+    reviewed = _dict(p["reviewed"], "reviewed", {"statement", "keyid", "score"})
+    result = _str(p, "result")
+    if result not in (REPRODUCED, NOT_REPRODUCED):
+        raise FormatError(f"result must be {REPRODUCED} or {NOT_REPRODUCED}")
+    return Review(
+        commit=_match(digest, "gitCommit", _SHA1),
+        tree=_match(digest, "gitTree", _SHA1),
+        challenge=_match(ch, "digest", _DIGEST),
+        origin=_match(ch, "origin", _HEX64),
+        reviewed=_match(reviewed, "statement", _DIGEST),
+        reviewed_keyid=_str(reviewed, "keyid"),
+        reviewed_score=_decimal(reviewed["score"]),
+        score=_decimal(p["score"]),
+        tolerance=_decimal(p["tolerance"]),
+        result=result,
+        duration_ms=_int(p, "durationMs"),
+        time=_str(p, "time"),
+        signer=Signer.from_json(p["signer"]),
+    )
+
+
 @dataclass(frozen=True)
 class Event:
     """A signed ledger event other than an attestation (genesis, updates, anchors)."""
@@ -302,6 +394,42 @@ def genesis_fields(body: dict[str, Any]) -> tuple[str, str, str]:
     if not isinstance(d["trust"], list) or not all(isinstance(t, str) for t in d["trust"]):
         raise FormatError("genesis trust list is not a list of strings")
     return _str(ch, "name"), _match(ch, "digest", _DIGEST), _match(d, "baseline", _SHA1)
+
+
+def genesis_trust(body: dict[str, Any]) -> tuple[str, ...]:
+    """The trust list a genesis body pins (after ``genesis_fields`` accepted it)."""
+    return tuple(body["trust"])
+
+
+def trust_update_body(
+    challenge: str, origin: str, trust: list[str], replaces: int, source: str
+) -> dict[str, Any]:
+    """The body of a trust-update event: the whole new list, the seq of the list it
+    replaces, and the commit its lines were read from; bound to one ledger."""
+    return {
+        "challenge": {"digest": challenge, "origin": origin},
+        "trust": trust,
+        "replaces": replaces,
+        "source": {"commit": source, "path": constants.SIGNERS_FILE},
+    }
+
+
+def trust_update_fields(body: dict[str, Any]) -> tuple[str, str, tuple[str, ...], int, str]:
+    """(challenge digest, origin, lines, replaced seq, source commit) of a trust-update
+    body; raises FormatError."""
+    d = _dict(body, "trust-update", {"challenge", "trust", "replaces", "source"})
+    ch = _dict(d["challenge"], "challenge", {"digest", "origin"})
+    trust = d["trust"]
+    if not isinstance(trust, list) or not all(isinstance(t, str) for t in trust):
+        raise FormatError("trust list is not a list of strings")
+    source = _dict(d["source"], "source", {"commit", "path"})
+    return (
+        _match(ch, "digest", _DIGEST),
+        _match(ch, "origin", _HEX64),
+        tuple(trust),
+        _int(d, "replaces"),
+        _match(source, "commit", _SHA1),
+    )
 
 
 def _dict(obj: object, what: str, keys: set[str]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ is a new best by at least ``min_delta``. Commits that modify protected paths ear
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, Inexact, Overflow, Underflow, localcontext
 from fractions import Fraction
@@ -140,10 +141,14 @@ def compute(
     *,
     maximize: bool,
     min_delta: Decimal,
+    unscored: Mapping[str, str] | None = None,
 ) -> Credit:
-    """Credit per contributor for ``mainline`` (oldest first, starting at the baseline)."""
+    """Credit per contributor for ``mainline`` (oldest first, starting at the baseline).
+
+    ``unscored`` says why a commit attested without a score in ``scores`` has none
+    (an untrusted signer, too little assurance)."""
     with localcontext(_EXACT):
-        return _compute(mainline, scores, side_parent, maximize, min_delta)
+        return _compute(mainline, scores, side_parent, maximize, min_delta, unscored or {})
 
 
 # Scores carry at most 40 significant digits, so sums of them need far fewer than this:
@@ -157,6 +162,7 @@ def _compute(
     side_parent: dict[str, str | None],
     maximize: bool,
     min_delta: Decimal,
+    unscored: Mapping[str, str],
 ) -> Credit:
     w = _Walk(maximize, min_delta, scores, side_parent)
     base = scores.get(mainline[0].commit) if mainline else None
@@ -164,13 +170,19 @@ def _compute(
         return Credit(
             None,
             None,
-            uncredited=[Uncredited(n.commit, "baseline not scored") for n in mainline[:1]],
+            uncredited=[
+                Uncredited(n.commit, _baseline_why(unscored.get(n.commit))) for n in mainline[:1]
+            ],
         )
     baseline = best = (mainline[0].commit, base.score)
     for parent, node in pairwise(mainline):
         got, before = scores.get(node.commit), scores.get(parent.commit)
         if got is None or before is None:
-            why = "no verified attestation" if got is None else "parent not scored"
+            why = (
+                unscored.get(node.commit, "no verified attestation")
+                if got is None
+                else "parent not scored"
+            )
             w.uncredited.append(Uncredited(node.commit, why))
             continue
         delta = w.better(got.score, before.score)
@@ -193,6 +205,10 @@ def _compute(
             best = (node.commit, got.score)
             w.row(max(shares, key=lambda s: s[1])[0]).records += 1
     return _finish(w, baseline, best)
+
+
+def _baseline_why(reason: str | None) -> str:
+    return "baseline not scored" + ("" if reason is None else f": {reason}")
 
 
 def _finish(w: _Walk, baseline: tuple[str, Decimal], best: tuple[str, Decimal]) -> Credit:

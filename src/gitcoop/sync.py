@@ -206,10 +206,13 @@ def _start(repo: Repo, base: str | None) -> Position | None:
     return below if verify_mod.extends(repo, pin.commit, below) else None
 
 
-def _record(repo: Repo, start: Position | None, lines: list[str], end: Position) -> None:
+def _record(
+    repo: Repo, start: Position | None, lines: list[str], end: Position, report: verify_mod.Report
+) -> None:
     """Save what verifying ``start``..``end`` proved: index rows, then the pin."""
     path = local_dir(repo) / vindex.FILE
-    if start is not None and not vindex.ends_at(path, start.seq, start.hash):
+    prior = [] if start is None else verify_mod.pinned_trust(repo, start)
+    if prior is None or (start is not None and not vindex.ends_at(path, start.seq, start.hash)):
         return  # the index is not where the pin is; the next verify rebuilds both
     writer = vindex.Writer(path, append=start is not None)
     try:
@@ -218,7 +221,7 @@ def _record(repo: Repo, start: Position | None, lines: list[str], end: Position)
         writer.abort()
         raise
     writer.finish(end.seq, end.hash)
-    verify_mod.write_pin(repo, end)
+    verify_mod.write_pin(repo, end, [*prior, *report.trust])
 
 
 def _retreat_pin(repo: Repo, base: Position) -> None:
@@ -227,9 +230,10 @@ def _retreat_pin(repo: Repo, base: Position) -> None:
     pin = verify_mod.read_pin(repo)
     if pin is None or pin.commit == base.commit:
         return
+    rows = verify_mod.pinned_trust(repo, pin)
     path = local_dir(repo) / vindex.FILE
-    if vindex.truncate(path, base.seq, base.hash, sealed=(pin.seq, pin.hash)):
-        verify_mod.write_pin(repo, base)
+    if rows is not None and vindex.truncate(path, base.seq, base.hash, sealed=(pin.seq, pin.hash)):
+        verify_mod.write_pin(repo, base, [r for r in rows if r.seq <= base.seq])
     else:
         verify_mod.clear_pin(repo)  # the next verify starts from genesis
 
@@ -257,14 +261,14 @@ def _take(repo: Repo, theirs: str) -> tuple[int, int]:
     shared = -1 if base is None else _position_at(repo, base).seq
     if ours is None or base == ours:
         repo.cas_ref(constants.LEDGER_REF, theirs, ours, "coop: fast-forward")
-        _record(repo, start, lines, end)
+        _record(repo, start, lines, end, report)
         return end.seq - shared, 0
     if start is not None:
         _retreat_pin(repo, start)
     else:
         verify_mod.clear_pin(repo)  # it named an entry this clone is about to replace
     relinked = _relink(repo, ours, theirs, base)
-    _record(repo, start, lines, end)
+    _record(repo, start, lines, end, report)
     verify_mod.advance(repo, repo.ref(constants.LEDGER_REF) or theirs, end, verify_mod.Report())
     return end.seq - shared, relinked
 

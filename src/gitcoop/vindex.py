@@ -1,9 +1,10 @@
 """The verified-attestation index: what ``verify`` proved, in the shape ``credit`` reads fast.
 
-One JSON array per attestation, in ledger order, then a trailer naming the entry the file
-covers. Only what verifies entries writes it (``verify``, and ``sync`` for the entries it
-takes), right before moving the pin; a file whose trailer does not match the pin (a crash
-in between, an edit) is rebuilt by a full verify, never trusted.
+One JSON array per attestation (and per review, marked by a trailing ``true``), in ledger
+order, then a trailer naming the entry the file covers. Only what verifies entries writes
+it (``verify``, and ``sync`` for the entries it takes), right before moving the pin; a
+file whose trailer does not match the pin (a crash in between, an edit) is rebuilt by a
+full verify, never trusted.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Row(NamedTuple):
     principal: str
     name: str
     challenge: str
+    review: bool = False  # a review's score: a reproduction, not a claim of authorship
 
     def line(self) -> str:
         """The row as one JSON line."""
@@ -41,7 +43,7 @@ class Row(NamedTuple):
         return (
             f"[{self.seq:d},{_quote(self.commit)},{_quote(self.score)},{_quote_again(self.keyid)},"
             f"{_quote_again(self.principal)},{_quote_again(self.name)},"
-            f"{_quote_again(self.challenge)}]\n"
+            f"{_quote_again(self.challenge)}{',true' if self.review else ''}]\n"
         )
 
 

@@ -8,7 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from gitcoop import history, scoring, vindex
+from gitcoop import history, scoring, trust, vindex
+from gitcoop.challenge import ASSURANCE_LEVELS, Challenge
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ConfigError
 from gitcoop.metric import decimal_text
@@ -59,15 +60,99 @@ def _row_json(r: scoring.Row) -> dict[str, Any]:
     }
 
 
-def _scores(rows: Iterator[vindex.Row], digest: str) -> dict[str, scoring.Scored]:
-    people: dict[str, scoring.Contributor] = {}
-    first: dict[str, tuple[str, str]] = {}
+_RANK = {level: i for i, level in enumerate(ASSURANCE_LEVELS)}
+
+
+@dataclass
+class Scores:
+    """What credit takes from the verified attestations: one score per commit that
+    counts, why the others do not, and what the table alone would not say."""
+
+    counted: dict[str, scoring.Scored] = field(default_factory=dict)
+    assurance: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+_Claim = tuple[vindex.Row, trust.Member]
+
+
+def _scores(
+    rows: Iterator[vindex.Row], ch: Challenge, digest: str, timeline: trust.Timeline
+) -> Scores:
+    first: dict[str, _Claim] = {}
+    more: dict[str, list[_Claim]] = {}  # second and later claims, rare
+    reviews: dict[str, list[_Claim]] = {}
+    out = Scores()
     for row in rows:
         if row.challenge != digest:
             continue
-        people[row.keyid] = scoring.Contributor(row.keyid, row.name, row.principal)
-        first.setdefault(row.commit, (row.score, row.keyid))
-    return {c: scoring.Scored(Decimal(score), people[k]) for c, (score, k) in first.items()}
+        member = timeline.member(row.keyid, row.seq)
+        if row.review:
+            if member is not None:
+                reviews.setdefault(row.commit, []).append((row, member))
+        elif member is None:
+            out.dropped.setdefault(
+                row.commit, f"signed by {row.keyid}, a key this challenge does not trust"
+            )
+        elif row.commit in first:
+            more.setdefault(row.commit, []).append((row, member))
+        else:
+            first[row.commit] = (row, member)
+    people: dict[tuple[str, str], scoring.Contributor] = {}
+    for commit, claim in first.items():
+        claims = [claim, *more.get(commit, ())]
+        scored, level = _settle(claims, reviews.get(commit, []), ch.agreement, out.notes)
+        if _RANK[level] < _RANK[ch.require]:
+            out.dropped[commit] = f"assurance {level}; the challenge requires {ch.require}"
+            continue
+        row, member = _author(claims)
+        who = (row.keyid, member.principal or row.principal)
+        if who not in people:
+            people[who] = scoring.Contributor(row.keyid, row.name, who[1])
+        out.counted[commit] = scoring.Scored(Decimal(scored[0].score), people[who])
+        out.assurance[commit] = level
+    return out
+
+
+def _author(claims: list[_Claim]) -> _Claim:
+    """Whom a commit's credit goes to: its first signer that attests as a contributor, not
+    as the evaluator only (an evaluator's attestation is a measurement, not a claim of
+    authorship); the evaluator when nobody else attested it."""
+    for c in claims:
+        if c[1].has(trust.CONTRIBUTOR) and not c[1].has(trust.EVALUATOR):
+            return c
+    return claims[0]
+
+
+def _settle(
+    claims: list[_Claim], reviews: list[_Claim], tolerance: Decimal, notes: list[str]
+) -> tuple[_Claim, str]:
+    """The claim a commit's score is taken from (an evaluator's first, else the first)
+    and the commit's assurance level: reproduced when two trusted signers with different
+    principals (attesting or reviewing) agree within ``tolerance``."""
+    ci = [c for c in claims if c[1].has(trust.EVALUATOR)]
+    chosen = ci[0] if ci else claims[0]
+    level = "ci" if ci else "self"
+    every = claims + reviews
+    if len(every) > 1:
+        agree = any(
+            a[1].principal != b[1].principal
+            and abs(Decimal(a[0].score) - Decimal(b[0].score)) <= tolerance
+            for i, a in enumerate(every)
+            for b in every[i + 1 :]
+        )
+        if agree:
+            level = "reproduced"
+        elif len({c[1].principal for c in every}) > 1:
+            notes.append(
+                f"{chosen[0].commit[:12]}: not reproduced within {tolerance}: "
+                + ", ".join(
+                    f"{row.score} by {m.principal}{' (review)' if row.review else ''}"
+                    for row, m in every
+                )
+            )
+    return chosen, level
 
 
 def _search_prefixes(patterns: tuple[str, ...]) -> tuple[str, ...]:
@@ -140,15 +225,22 @@ def credit(path: str | Path = ".", *, rev: str | None = None) -> CreditReport:
     Raises VerificationError/SecurityError when the ledger does not verify, ConfigError
     for a revision that is not part of the challenge.
     """
-    head = verify_mod.verify(path).head
+    verified = verify_mod.verify(path)
+    head = verified.head
     s = open_session(path)
     assert head is not None
     ch = s.pinned.challenge
     tip = s.repo.resolve(rev or f"refs/heads/{ch.branch}")
     nodes, side_parent, authors = _mainline(s, tip)
-    scores = _scores(verify_mod.verified_rows(s.repo, head), s.pinned.digest)
+    timeline = trust.Timeline(verified.trust)
+    got = _scores(verify_mod.verified_rows(s.repo, head), ch, s.pinned.digest, timeline)
     result = scoring.compute(
-        nodes, scores, side_parent, maximize=ch.maximize, min_delta=ch.min_delta
+        nodes,
+        got.counted,
+        side_parent,
+        maximize=ch.maximize,
+        min_delta=ch.min_delta,
+        unscored=got.dropped,
     )
-    notes = _mismatches(nodes, authors, scores)
+    notes = _mismatches(nodes, authors, got.counted) + got.notes
     return CreditReport(ch.name, ch.metric.direction, result, notes)

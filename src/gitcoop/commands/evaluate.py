@@ -68,9 +68,10 @@ class Scorer:
     ``repo`` must belong to the calling thread: pygit2 handles are not shared across threads.
     """
 
-    def __init__(self, repo: Repo, local: Path, pin: Pinned) -> None:
+    def __init__(self, repo: Repo, local: Path, pin: Pinned, *, reuse: bool = True) -> None:
         self._repo = repo
         self._pin = pin
+        self._reuse = reuse  # False: always run the metric (a reproduction)
         self._scores = cache.ScoreCache(local)
         self._held = contextlib.ExitStack()
         self._path: Path | None = None
@@ -81,7 +82,7 @@ class Scorer:
         repo, pin = self._repo, self._pin
         files = list(repo.files(repo.commit(commit).tree))
         key = effective_digest(files, pin.challenge)
-        hit = self._scores.get(key, pin.digest)
+        hit = self._scores.get(key, pin.digest) if self._reuse else None
         if hit is not None:
             return Scored(hit[0], hit[1], cached=True)
         m = pin.challenge.metric

@@ -63,8 +63,8 @@ def _signers_text(email: str, key: SigningKey) -> str:
     return (
         "# gitcoop trust list, OpenSSH allowed_signers format: principal, options, key.\n"
         "# Edits take effect only through a ledger entry signed by a maintainer.\n"
-        "# role: maintainer\n"
-        f"{keys.signers_line(email, key.public_openssh)}\n"
+        "# Roles are namespaces: gitcoop (contributor), gitcoop-evaluator, gitcoop-maintainer.\n"
+        f"{keys.signers_line(email, key.public_openssh, 'gitcoop,gitcoop-maintainer')}\n"
     )
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitcoop import _fs, _gitcli, constants, keys
+from gitcoop import _fs, _gitcli, constants, keys, ledger, records, trust
+from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ConfigError, GitcoopError
+from gitcoop.git import Repo
 from gitcoop.session import open_session, signer_for
 
 
@@ -130,3 +132,75 @@ def _eth_secret(path: Path) -> bytes:
         raise ConfigError(
             f"{path} does not hold an Ethereum private key", hint="write it as 64 hex digits"
         ) from None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What ``join --accept`` did: the keys the new list adds, drops and changes (by
+    principal and fingerprint), and the seq of the trust-update entry (None: the file
+    says what the list in force says, nothing appended)."""
+
+    source: str
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+    seq: int | None
+
+
+def accept(path: str | Path = ".", rev: str | None = None) -> Accepted:
+    """Make the trust list in ``.coop/allowed_signers`` at ``rev`` (default: the
+    challenge branch) the list in force, with a ``trust-update`` entry signed by the
+    user's key, which must be a maintainer's in the list in force. Raises ConfigError
+    when it is not, when the file is missing, or when the new list names no maintainer;
+    VerificationError or SecurityError when the ledger does not verify."""
+    report = verify_mod.verify(path)
+    s = open_session(path)
+    timeline = trust.Timeline(report.trust)
+    key, signer, _ = signer_for(s.repo, s.repo.workdir)
+    me = timeline.names().get(key.keyid)
+    if me is None or not me.has(trust.MAINTAINER):
+        raise ConfigError(
+            f"your key {key.keyid} is not a maintainer's in this challenge's trust list",
+            hint="a maintainer runs git coop join --accept; send them the commit to accept",
+        )
+    source = s.repo.resolve(rev or f"refs/heads/{s.pinned.challenge.branch}")
+    lines = _proposed(s.repo, source)
+    new, old = timeline.members(lines), timeline.names()
+    if not any(m.has(trust.MAINTAINER) for m in new.values()):
+        raise ConfigError(
+            f"{constants.SIGNERS_FILE} at {source[:12]} names no maintainer: accepting it "
+            "would leave nobody able to change the list again",
+            hint='keep at least one line with namespaces="gitcoop,gitcoop-maintainer"',
+        )
+    added = [_who(m) for k, m in new.items() if k not in old]
+    removed = [_who(m) for k, m in old.items() if k not in new]
+    changed = [_who(m) for k, m in new.items() if k in old and _differs(m, old[k])]
+    if not (added or removed or changed):
+        return Accepted(source, [], [], [], None)
+    head = s.head
+    body = records.trust_update_body(
+        head.entry.challenge, head.origin, list(lines), timeline.in_force(), source
+    )
+    event = records.Event("trust-update", body, signer, records.now())
+    envelope = records.sign(event.payload(), constants.EVENT_PAYLOAD_TYPE, key)
+    appended = ledger.append(s.repo, "trust-update", key.public_openssh, envelope, after=head)
+    return Accepted(source, added, removed, changed, appended.entry.seq)
+
+
+def _proposed(repo: Repo, commit: str) -> tuple[str, ...]:
+    blob = repo.blob_at(commit, constants.SIGNERS_FILE)
+    if blob is None:
+        raise ConfigError(
+            f"{commit[:12]} has no {constants.SIGNERS_FILE}",
+            hint="name a commit of the challenge branch that holds the trust list",
+        )
+    return trust.lines_of(blob.decode("utf-8", errors="replace"))
+
+
+def _who(member: trust.Member) -> str:
+    roles = ",".join(sorted(member.roles))
+    return f"{member.principal} ({member.keyid}; {roles})"
+
+
+def _differs(a: trust.Member, b: trust.Member) -> bool:
+    return (a.principal, a.roles) != (b.principal, b.roles)

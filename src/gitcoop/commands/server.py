@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitcoop import _fs, _gitcli, canonical, constants, hooks, keys, ledger, pinned, records
+from gitcoop import (
+    _fs,
+    _gitcli,
+    canonical,
+    constants,
+    hooks,
+    keys,
+    ledger,
+    pinned,
+    records,
+    trust,
+)
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ExitCode, GitcoopError, VerificationError
 from gitcoop.git import ZERO, Repo, open_repo
@@ -82,8 +92,12 @@ def _remember(repo: Repo, update: Update, genesis: ledger.Record) -> None:
         return  # the next push walks again
 
 
-def _trusted(repo: Repo, genesis: ledger.Record, tip: str, updates: list[Update]) -> set[str]:
-    """Fingerprints of the keys the challenge knows after this push."""
+def _trusted(
+    repo: Repo, genesis: ledger.Record, tip: str, updates: list[Update], report: verify_mod.Report
+) -> set[str]:
+    """Fingerprints of the keys the challenge knows after this push: named by the genesis,
+    by a trust update this push brings, or by the trust list on the challenge branch (a
+    proposal: credit ignores such a key until a maintainer accepts it)."""
     obj = canonical.decode(
         records.open_payload(
             genesis.entry.envelope, genesis.entry.key, constants.EVENT_PAYLOAD_TYPE
@@ -91,6 +105,7 @@ def _trusted(repo: Repo, genesis: ledger.Record, tip: str, updates: list[Update]
     )
     event = records.parse_event(obj, "genesis")
     lines = [str(t) for t in event.body.get("trust", [])]
+    lines += [ln for row in report.trust for ln in row.lines]
     head = ledger.read_record(repo, tip)
     challenge = pinned.load(repo, head.pinned_tree, head.entry.challenge).challenge
     branch = f"refs/heads/{challenge.branch}"
@@ -100,20 +115,7 @@ def _trusted(repo: Repo, genesis: ledger.Record, tip: str, updates: list[Update]
         blob = repo.blob_at(commit, constants.SIGNERS_FILE)
         if blob is not None:
             lines += blob.decode("utf-8", errors="replace").splitlines()
-    return {fp for line in lines if (fp := _fingerprint(line)) is not None}
-
-
-_KEY = re.compile(r"ssh-ed25519\s+[A-Za-z0-9+/=]+")
-
-
-def _fingerprint(line: str) -> str | None:
-    found = None if line.lstrip().startswith("#") else _KEY.search(line)
-    if found is None:
-        return None
-    try:
-        return keys.public_with_fingerprint(found.group())[1]
-    except GitcoopError:
-        return None
+    return set(trust.parse(lines))
 
 
 def check(repo: Repo, update: Update, updates: list[Update]) -> str | None:
@@ -131,7 +133,7 @@ def check(repo: Repo, update: Update, updates: list[Update]) -> str | None:
         report = verify_mod.Report()
         verify_mod.verify_range(repo, update.new, start, report)
         genesis = _genesis(repo, update)
-        trusted = _trusted(repo, genesis, update.new, updates)
+        trusted = _trusted(repo, genesis, update.new, updates, report)
         if not set(report.signers) <= trusted:
             return _unknown_signer(repo, update, trusted)
     except GitcoopError as exc:

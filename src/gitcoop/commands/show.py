@@ -25,14 +25,20 @@ def _summary(rec: ledger.Record) -> dict[str, Any]:
         return out
     if not isinstance(obj, dict):
         return out
-    pred = obj.get("predicate") if e.kind == "attestation" else obj
+    statement = e.kind in ("attestation", "review")
+    pred = obj.get("predicate") if statement else obj
     if isinstance(pred, dict):
         out["signer"] = pred.get("signer")
         out["time"] = pred.get("time")
-    if e.kind == "attestation" and isinstance(pred, dict):
+    if statement and isinstance(pred, dict):
         out["commit"] = obj["subject"][0]["digest"]["gitCommit"]
-        out["score"], out["delta"] = pred.get("score"), pred.get("delta")
+        out["score"] = pred.get("score")
+    if e.kind == "attestation" and isinstance(pred, dict):
+        out["delta"] = pred.get("delta")
         out["metric"] = pred.get("metric", {}).get("name")
+    if e.kind == "review" and isinstance(pred, dict):
+        out["result"] = pred.get("result")
+        out["reviewed"] = pred.get("reviewed")
     return out
 
 
@@ -46,16 +52,16 @@ def log(path: str | Path = ".", *, limit: int | None = None) -> list[dict[str, A
 
 
 def show(path: str | Path, rev: str) -> dict[str, Any]:
-    """Every attestation of one commit, with the statement and the envelope."""
+    """Every attestation and review of one commit, with the statement and the envelope."""
     s = open_session(path)
     commit = s.repo.resolve(rev)
-    found = []
+    found: dict[str, list[dict[str, Any]]] = {"attestation": [], "review": []}
     for rec in ledger.records(s.repo, s.head.commit):
-        if rec.entry.kind != "attestation":
+        if rec.entry.kind not in found:
             continue
         summary = _summary(rec)
         if summary.get("commit") == commit:
             summary["envelope"] = rec.entry.envelope
             summary["key"] = rec.entry.key
-            found.append(summary)
-    return {"commit": commit, "attestations": found}
+            found[rec.entry.kind].append(summary)
+    return {"commit": commit, "attestations": found["attestation"], "reviews": found["review"]}

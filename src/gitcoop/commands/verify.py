@@ -25,6 +25,7 @@ from gitcoop import (
     ledger,
     pinned,
     records,
+    trust,
     vindex,
 )
 from gitcoop.errors import ConfigError, FormatError, GitcoopError, SecurityError, VerificationError
@@ -36,7 +37,10 @@ from gitcoop.workspace import local_dir
 _KIND_TYPES = {
     "genesis": constants.EVENT_PAYLOAD_TYPE,
     "attestation": constants.INTOTO_PAYLOAD_TYPE,
+    "trust-update": constants.EVENT_PAYLOAD_TYPE,
+    "review": constants.INTOTO_PAYLOAD_TYPE,
 }
+_Proved = records.Attestation | records.Review
 
 
 class Position(NamedTuple):
@@ -64,6 +68,9 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     full: bool = False
     rows: list[vindex.Row] = field(default_factory=list)  # attestations proved, not yet saved
+    # The trust lists signed entries set: those checked, and once the position is saved,
+    # all of them up to it.
+    trust: list[trust.TrustRow] = field(default_factory=list)
     # When a dict: each checked entry's ledger commit -> (attested commit, its notes line),
     # or None for an entry that is no attestation; handed to the notes index.
     notes: dict[str, tuple[str, str] | None] | None = None
@@ -94,6 +101,8 @@ def _check_link(rec: ledger.Record, pos: Position | None) -> None:
         return
     if e.seq != pos.seq + 1:
         raise _fail(pos.seq + 1, f"has seq {e.seq}: an entry was removed or reordered")
+    if e.kind == "genesis":
+        raise _fail(e.seq, "is a second genesis entry")
     if e.prev != pos.hash:
         raise _fail(e.seq, "does not link to the entry before it (prev hash mismatch)")
     if rec.parents != (pos.commit,):
@@ -104,9 +113,12 @@ def _check_link(rec: ledger.Record, pos: Position | None) -> None:
         raise _fail(e.seq, "changes the pinned challenge without a challenge-update")
 
 
-def _check_genesis(repo: Repo, rec: ledger.Record, obj: object, report: Report) -> None:
+def _check_genesis(repo: Repo, rec: ledger.Record, obj: object, keyid: str, report: Report) -> None:
     event = records.parse_event(obj, "genesis")
     _name, digest, baseline = records.genesis_fields(event.body)
+    report.trust.append(
+        trust.TrustRow(rec.entry.seq, keyid, records.genesis_trust(event.body), None)
+    )
     pin = pinned.load(repo, rec.pinned_tree, digest)
     files = list(repo.files(rec.pinned_tree))
     if pinned.digest(repo, pin.challenge, files) != digest or rec.entry.challenge != digest:
@@ -115,10 +127,9 @@ def _check_genesis(repo: Repo, rec: ledger.Record, obj: object, report: Report) 
         report.warnings.append(f"baseline commit {baseline[:12]} is not in this repository")
 
 
-def _check_subjects(
-    repo: Repo, atts: list[tuple[int, records.Attestation]], report: Report
-) -> None:
-    """Check each attestation's subject against the repository, in ledger order."""
+def _check_subjects(repo: Repo, atts: list[tuple[int, _Proved]], report: Report) -> None:
+    """Check each attestation's (and review's) subject against the repository, in ledger
+    order."""
     # Read newest first, like the entries: neighbouring commits share pack windows.
     shapes = [repo.tree_and_parents(att.commit) for _, att in reversed(atts)]
     shapes.reverse()
@@ -131,7 +142,8 @@ def _check_subjects(
         tree, parents = found
         if tree != att.tree:
             raise _fail(seq, f"subject digest mismatch: commit {att.commit[:12]} has another tree")
-        if att.parent != (parents[0] if parents else None):
+        review = type(att) is records.Review
+        if isinstance(att, records.Attestation) and att.parent != (parents[0] if parents else None):
             raise _fail(
                 seq,
                 f"names parent {str(att.parent)[:12]}, which is not the first "
@@ -147,24 +159,34 @@ def _check_subjects(
                 s.principal,
                 s.name,
                 att.challenge,
+                review,
             )
         )
 
 
-def _check_entry(repo: Repo, rec: ledger.Record, report: Report) -> records.Attestation | None:
-    """Check one entry's signature and content; return its attestation, whose subject is
-    left for ``_check_subjects``."""
+def _check_entry(repo: Repo, rec: ledger.Record, report: Report) -> _Proved | None:
+    """Check one entry's signature and content; return its attestation or review, whose
+    subject is left for ``_check_subjects``."""
     e = rec.entry
     payload_type = _KIND_TYPES.get(e.kind)
     if payload_type is None:
         raise _fail(e.seq, f"has kind {e.kind!r}, which this version cannot verify")
     payload, keyid = records.open_payload(e.envelope, e.key, payload_type)
-    att = None
-    if e.kind == "genesis":
+    att: _Proved | None = None
+    if e.kind == "review":
+        att = records.parse_review(canonical.decode(payload))
+        signer = att.signer
+        _check_signer(e, signer, keyid)
+        if att.challenge != e.challenge or att.origin != e.origin:
+            raise _fail(e.seq, "reviews under another challenge or ledger")
+    elif e.kind != "attestation":
         obj = canonical.decode(payload)
         signer = records.Signer.from_json(obj.get("signer") if isinstance(obj, dict) else None)
         _check_signer(e, signer, keyid)
-        _check_genesis(repo, rec, obj, report)
+        if e.kind == "genesis":
+            _check_genesis(repo, rec, obj, keyid, report)
+        else:
+            _check_trust_update(rec, obj, keyid, report)
     else:
         att = records.attestation_from_bytes(payload)
         signer = att.signer
@@ -180,6 +202,17 @@ def _check_entry(repo: Repo, rec: ledger.Record, report: Report) -> records.Atte
         }
     row["entries"] = int(str(row["entries"])) + 1
     return att
+
+
+def _check_trust_update(rec: ledger.Record, obj: object, keyid: str, report: Report) -> None:
+    e = rec.entry
+    event = records.parse_event(obj, "trust-update")
+    digest, origin, lines, replaces, _source = records.trust_update_fields(event.body)
+    if digest != e.challenge or origin != e.origin:
+        raise _fail(e.seq, "updates the trust list of another challenge or ledger")
+    if replaces >= e.seq:
+        raise _fail(e.seq, "replaces a trust list that is not before it")
+    report.trust.append(trust.TrustRow(e.seq, keyid, lines, replaces))
 
 
 def _check_signer(e: ledger.Entry, signer: records.Signer, keyid: str) -> None:
@@ -208,7 +241,7 @@ def position(rec: ledger.Record) -> Position:
     return Position(rec.commit, e.seq, h, e.origin or h, e.challenge, rec.pinned_tree)
 
 
-def _check_one(repo: Repo, rec: ledger.Record, report: Report) -> records.Attestation | None:
+def _check_one(repo: Repo, rec: ledger.Record, report: Report) -> _Proved | None:
     try:
         return _check_entry(repo, rec, report)
     except FormatError as exc:
@@ -242,7 +275,7 @@ def _check_run(repo: Repo, segment: ledger.Segment, first_seq: int, notes: bool)
 def _check_run_unpaused(repo: Repo, segment: ledger.Segment, first_seq: int, notes: bool) -> _Chunk:
     out = _Chunk()
     pos: Position | None = None
-    atts: list[tuple[int, records.Attestation]] = []
+    atts: list[tuple[int, _Proved]] = []
     kinds: list[tuple[str, bool]] = []  # (ledger commit, an attestation?), for notes
     error: VerificationError | None = None
     try:
@@ -257,7 +290,7 @@ def _check_run_unpaused(repo: Repo, segment: ledger.Segment, first_seq: int, not
             if att is not None:
                 atts.append((rec.entry.seq, att))
             if notes:
-                kinds.append((rec.commit, att is not None))
+                kinds.append((rec.commit, type(att) is records.Attestation))
             pos = position(rec)
             out.report.checked += 1
     except VerificationError as exc:
@@ -275,9 +308,9 @@ def _check_run_unpaused(repo: Repo, segment: ledger.Segment, first_seq: int, not
 
 
 def _notes_lines(
-    kinds: list[tuple[str, bool]], atts: list[tuple[int, records.Attestation]]
+    kinds: list[tuple[str, bool]], atts: list[tuple[int, _Proved]]
 ) -> dict[str, tuple[str, str] | None]:
-    proved = iter(atts)
+    proved = ((seq, a) for seq, a in atts if type(a) is records.Attestation)
     out: dict[str, tuple[str, str] | None] = {}
     for commit, attested in kinds:
         if attested:
@@ -426,6 +459,7 @@ def _stitch(
 def _merge(into: Report, part: Report) -> None:
     into.checked += part.checked
     into.warnings += part.warnings
+    into.trust += part.trust
     if into.notes is not None and part.notes is not None:
         into.notes.update(part.notes)
     for keyid, row in part.signers.items():
@@ -437,19 +471,25 @@ def advance(repo: Repo, tip: str, start: Position | None, report: Report) -> Pos
     """Verify from ``start`` to ``tip``, then save what was proved: the attestation index
     first, the pin last, so a crash in between only costs a full verify next time."""
     path = local_dir(repo) / vindex.FILE
-    if start is not None and not vindex.ends_at(path, start.seq, start.hash):
-        start, report.full = None, True  # the index is not where the pin is: rebuild both
+    prior: list[trust.TrustRow] = []
+    if start is not None:
+        saved = pinned_trust(repo, start)
+        if saved is None or not vindex.ends_at(path, start.seq, start.hash):
+            start, report.full = None, True  # the index or trust is not at the pin: rebuild
+        else:
+            prior = saved
     writer = vindex.Writer(path, append=start is not None)
     try:
         pos = verify_range(repo, tip, start, report, writer.write)
     except BaseException:
         writer.abort()
         raise
+    report.trust[:0] = prior
     if pos is None:
         writer.abort()
         return None
     writer.finish(pos.seq, pos.hash)
-    write_pin(repo, pos)
+    write_pin(repo, pos, report.trust)
     return pos
 
 
@@ -468,18 +508,34 @@ def _pin_path(repo: Repo) -> Path:
     return local_dir(repo) / "verified.json"
 
 
-def read_pin(repo: Repo) -> Position | None:
-    """The last verified position, or None."""
+def _read_pin_file(repo: Repo) -> tuple[Position, list[trust.TrustRow] | None] | None:
     raw = _fs.read_or_none(_pin_path(repo))
     try:
-        return Position(**json.loads(raw)) if raw else None
+        obj = json.loads(raw) if raw else None
+        if not isinstance(obj, dict):
+            return None
+        rows = trust.loads(obj.pop("trust", None))
+        return Position(**obj), rows
     except (ValueError, TypeError):
         return None
 
 
-def write_pin(repo: Repo, pos: Position) -> None:
-    """Remember ``pos`` as verified (atomic write)."""
-    _fs.atomic_write(_pin_path(repo), json.dumps(pos.to_json()).encode())
+def read_pin(repo: Repo) -> Position | None:
+    """The last verified position, or None."""
+    got = _read_pin_file(repo)
+    return None if got is None else got[0]
+
+
+def pinned_trust(repo: Repo, pos: Position) -> list[trust.TrustRow] | None:
+    """The trust lists set up to ``pos``, saved with the pin when the pin is ``pos``."""
+    got = _read_pin_file(repo)
+    return got[1] if got is not None and got[0] == pos else None
+
+
+def write_pin(repo: Repo, pos: Position, rows: list[trust.TrustRow]) -> None:
+    """Remember ``pos`` as verified, with the trust lists set up to it (atomic write)."""
+    obj = {**pos.to_json(), "trust": trust.dumps(rows)}
+    _fs.atomic_write(_pin_path(repo), json.dumps(obj).encode())
 
 
 def clear_pin(repo: Repo) -> None:
@@ -537,7 +593,30 @@ def verify(path: str | Path = ".", *, full: bool = False) -> Report:
         verify_range(repo, tip, None, Report())  # a bad entry is named before the rewrite
         raise _rewritten(repo, tip, pin)
     report.head = advance(repo, tip, start, report) or start
+    _trust_summary(report)
     return report
+
+
+def _trust_summary(report: Report) -> None:
+    """Name each signer's roles in the trust list in force, and warn about what a trust
+    list makes not count among the entries checked now."""
+    timeline = trust.Timeline(report.trust)
+    first = -1 if report.head is None else report.head.seq - report.checked + 1
+    for row, why in timeline.ignored:
+        if row.seq >= first:
+            report.warnings.append(f"trust update #{row.seq} does not count: {why}")
+    names = timeline.names()
+    unknown = 0
+    for keyid, info in report.signers.items():
+        member = names.get(keyid)
+        info["roles"] = [] if member is None else sorted(member.roles)
+        unknown += 0 if member else int(str(info["entries"]))
+    if unknown:
+        report.warnings.append(
+            f"{unknown} of the entries checked are signed by keys the trust list in force "
+            "does not name: they earn no credit (a maintainer accepts a key with "
+            "git coop join --accept)"
+        )
 
 
 def extends(repo: Repo, tip: str, pin: Position) -> bool:
