@@ -285,3 +285,41 @@ def test_a_review_reproduces_a_score_or_says_it_did_not(world: World) -> None:
     own = ada.coop("review", doctored, "--reproduce", check=False)  # only her own claim
     assert own.returncode == 2 and "no attestation by another trusted signer" in own.stderr
     assert m.coop("verify", "--full").returncode == 0
+
+
+def test_a_key_counts_only_inside_its_validity_window(world: World) -> None:
+    m = world.maintainer()
+    ada = world.contributor("ada", "Ada", "ada@example.org")
+    keyid = ada.coop("key", "show").stdout.splitlines()[1]
+    ada.coop("join")
+    better = ada.commit_score("0.7")
+    ada.git("push", "-q", "origin", "HEAD:main")  # signed now, at today's time
+    m.git("pull", "-q", "--ff-only", "origin", "main")
+    m.coop("sync", "origin")
+    signers = m.repo / ".coop/allowed_signers"
+    text = signers.read_text()
+
+    def window(option: str) -> None:
+        signers.write_text(text.replace('ada@example.org namespaces="gitcoop"', option))
+        m.git("commit", "-qam", f"ada: {option}")
+        m.coop("join", "--accept")
+
+    window('ada@example.org valid-after="20000101Z",namespaces="gitcoop"')
+    report = _credit(m)
+    assert better not in _reasons(report)
+    assert [c["email"] for c in report["contributors"]] == ["ada@example.org"]
+    # Her key expired long ago, says the next list: what she signs from now on is refused,
+    # what she signed while it was valid stays counted.
+    window('ada@example.org namespaces="gitcoop",valid-before="20000101"')
+    m.git("push", "-q", "origin", "main")
+    ada.git("pull", "-q", "--ff-only", "origin", "main")
+    ada.coop("sync", "origin")
+    later = ada.commit_score("0.8")
+    ada.git("push", "-q", "origin", "HEAD:main")
+    m.git("pull", "-q", "--ff-only", "origin", "main")
+    m.coop("sync", "origin")
+    report = _credit(m)
+    assert _reasons(report)[later] == (
+        f"signed by {keyid} outside its validity window (valid-before 20000101000000)"
+    )
+    assert better not in _reasons(report)

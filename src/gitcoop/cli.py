@@ -35,6 +35,10 @@ server_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(server_app, name="server")
+challenge_app = typer.Typer(
+    help="Change the challenge as a new signed version (maintainers).", no_args_is_help=True
+)
+app.add_typer(challenge_app, name="challenge")
 
 
 class Direction(StrEnum):
@@ -257,6 +261,39 @@ def evaluate(
         raise typer.Exit(int(ExitCode.CHECK_FAILED))
 
 
+MetricVersionOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--metric-version",
+        min=1,
+        help="The challenge version (1: the genesis; default: the one in force).",
+    ),
+]
+
+
+@app.command()
+def rescore(
+    version: MetricVersionOpt = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Metric runs in parallel.")] = 1,
+) -> None:
+    """Score the challenge branch's history under the challenge version in force."""
+    from gitcoop.commands.evaluate import first_error
+    from gitcoop.commands.update import rescore as run
+    from gitcoop.session import open_session
+
+    with _errors(), _watching_ledger(notes=True):
+        number, outcomes = run(open_session("."), version, jobs=jobs, report=_err)
+        error = first_error(outcomes)
+    done = sum(o.attested for o in outcomes)
+    _say(
+        f"version {number}: {done} commits scored and attested, "
+        f"{sum(not o.attested and not o.error for o in outcomes)} already attested"
+    )
+    if error is not None:
+        _err(f"gitcoop: error: {error.message}")
+        raise typer.Exit(int(ExitCode.CHECK_FAILED))
+
+
 @app.command()
 def show(
     rev: Annotated[str, typer.Argument(help="The commit to show.")] = "HEAD",
@@ -344,13 +381,14 @@ def credit(
     rev: Annotated[
         str | None, typer.Option(help="Branch or commit (default: the challenge branch).")
     ] = None,
+    version: MetricVersionOpt = None,
 ) -> None:
     """Who improved the score, and by how much (verifies the ledger first)."""
     from gitcoop.commands.credit import credit as run
     from gitcoop.render import credit_text
 
     with _errors(), _watching_ledger(notes=False):
-        report = run(".", rev=rev).to_json()
+        report = run(".", rev=rev, version=version).to_json()
     if as_json or fmt is Format.json:
         _dump(report)
     else:
@@ -448,6 +486,31 @@ def review(
         raise typer.Exit(int(ExitCode.CHECK_FAILED))
 
 
+@challenge_app.command("update")
+def challenge_update(
+    rev: Annotated[
+        str | None,
+        typer.Argument(help="The commit holding the new challenge (default: the branch)."),
+    ] = None,
+) -> None:
+    """Pin the challenge at REV as the next version, with a signed challenge-update entry."""
+    from gitcoop.commands.update import update as run
+
+    with _errors(), _watching_ledger(notes=True):
+        result = run(".", rev)
+    if result.seq is None:
+        _say(
+            f"the challenge at {result.source[:12]} is version {result.version}, the one in "
+            "force; nothing appended"
+        )
+        return
+    _say(
+        f"challenge version {result.version} ({result.digest[:19]}) pinned by ledger entry "
+        f"#{result.seq}: scores under it start afresh (git coop rescore scores the history); "
+        "publish it with git coop sync (or your next git push)"
+    )
+
+
 def _accept(rev: str | None, accept: bool) -> None:
     from gitcoop.commands.join import accept as run
 
@@ -498,6 +561,11 @@ def sync(
         f"fetched {result.fetched}, re-linked {result.relinked}, "
         f"{'pushed' if result.pushed else 'nothing to push'}"
     )
+    if result.dropped:
+        _err(
+            f"gitcoop: warning: dropped {result.dropped} local entries made under a challenge "
+            "version the remote has replaced (run git coop evaluate to score again)"
+        )
 
 
 @key_app.command("show")

@@ -291,23 +291,26 @@ def create_genesis(repo: Repo, entry: Entry, pinned_tree: str) -> Head:
 
 
 def link(entry: Entry, after: Head) -> Entry:
-    """Return ``entry`` positioned right after ``after`` (its content untouched)."""
+    """Return ``entry`` positioned right after ``after`` (its content untouched). Every
+    entry names the challenge in force, except a challenge-update, which names its own."""
     return entry._replace(
         seq=after.entry.seq + 1,
         prev=after.hash,
         origin=after.origin,
-        challenge=after.entry.challenge,
+        challenge=entry.challenge if entry.kind == "challenge-update" else after.entry.challenge,
     )
 
 
-def stack(repo: Repo, after: Head, entries: list[Entry]) -> Head:
-    """Write ``entries`` as commits on top of ``after`` (each re-linked, content untouched)
-    without moving any ref; return the new head. The caller moves the ref once."""
+def stack(repo: Repo, after: Head, entries: list[tuple[Entry, str]]) -> Head:
+    """Write ``entries`` (each with its pinned tree, which only a challenge-update changes)
+    as commits on top of ``after``, each re-linked, content untouched, without moving any
+    ref; return the new head. The caller moves the ref once."""
     head = after
-    for e in entries:
+    for e, own_tree in entries:
         entry = link(e, head)
-        commit = _commit_entry(repo, entry, head.pinned_tree, head.commit)
-        head = Head(commit, entry, entry_hash(entry.to_bytes()), head.pinned_tree)
+        tree = own_tree if e.kind == "challenge-update" else head.pinned_tree
+        commit = _commit_entry(repo, entry, tree, head.commit)
+        head = Head(commit, entry, entry_hash(entry.to_bytes()), tree)
     return head
 
 
@@ -318,6 +321,7 @@ def append(
     envelope: dict[str, Any],
     *,
     pinned_tree: str | None = None,
+    challenge: str = "",
     after: Head | None = None,
 ) -> Head:
     """Append one entry with a compare-and-swap ref update, re-linking on races.
@@ -334,7 +338,7 @@ def append(
         current = after if attempt == 1 and after is not None else head(repo)
         if current is None:
             raise GitOperationError("there is no ledger to append to", hint="run: git coop init")
-        entry = link(Entry(0, None, kind, "", None, key, envelope), current)
+        entry = link(Entry(0, None, kind, challenge, None, key, envelope), current)
         tree = pinned_tree or current.pinned_tree
         commit = _commit_entry(repo, entry, tree, current.commit)
         try:

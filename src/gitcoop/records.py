@@ -432,6 +432,36 @@ def trust_update_fields(body: dict[str, Any]) -> tuple[str, str, tuple[str, ...]
     )
 
 
+def challenge_update_body(
+    name: str, digest: str, origin: str, replaces: int, version: int, source: str
+) -> dict[str, Any]:
+    """The body of a challenge-update event: the new challenge's name and digest (its
+    snapshot is the entry's pinned tree), the seq of the version it replaces, its version
+    number and the commit it was read from; bound to one ledger."""
+    return {
+        "challenge": {"name": name, "digest": digest},
+        "origin": origin,
+        "replaces": replaces,
+        "version": version,
+        "source": {"commit": source},
+    }
+
+
+def challenge_update_fields(body: dict[str, Any]) -> tuple[str, str, int, int]:
+    """(digest, origin, replaced seq, version) of a challenge-update body; raises
+    FormatError."""
+    d = _dict(body, "challenge-update", {"challenge", "origin", "replaces", "version", "source"})
+    ch = _dict(d["challenge"], "challenge", {"name", "digest"})
+    _str(ch, "name")
+    _match(_dict(d["source"], "source", {"commit"}), "commit", _SHA1)
+    return (
+        _match(ch, "digest", _DIGEST),
+        _match(d, "origin", _HEX64),
+        _int(d, "replaces"),
+        _int(d, "version"),
+    )
+
+
 def _dict(obj: object, what: str, keys: set[str]) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise FormatError(f"{what} is not an object")

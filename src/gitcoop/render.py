@@ -66,7 +66,11 @@ def credit_text(report: dict[str, Any], fmt: str) -> str:
         return csv_text(CREDIT_COLUMNS, credit_rows(report, short_keys=False))
     rows = credit_rows(report, short_keys=True)
     body = markdown(CREDIT_COLUMNS, rows) if fmt == "markdown" else table(CREDIT_COLUMNS, rows)
-    lines = [f"challenge {report['challenge']} ({report['direction']})"]
+    version = report.get("version", 1)
+    lines = [
+        f"challenge {report['challenge']} ({report['direction']})"
+        + (f", version {version}" if version != 1 else "")
+    ]
     for label in ("baseline", "best"):
         p = report[label]
         if p:

@@ -14,6 +14,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from gitcoop import _fs, _gitcli, constants, incoming, ledger, notes, vindex
 from gitcoop.commands import verify as verify_mod
@@ -37,6 +38,13 @@ class SyncResult:
     fetched: int = 0
     relinked: int = 0
     pushed: bool = False
+    dropped: int = 0  # local entries made under a challenge the remote replaced
+
+
+class _Taken(NamedTuple):
+    fetched: int = 0
+    relinked: int = 0
+    dropped: int = 0
 
 
 # --- the remote pin ---------------------------------------------------------------------
@@ -211,8 +219,7 @@ def _record(
 ) -> None:
     """Save what verifying ``start``..``end`` proved: index rows, then the pin."""
     path = local_dir(repo) / vindex.FILE
-    prior = [] if start is None else verify_mod.pinned_trust(repo, start)
-    if prior is None or (start is not None and not vindex.ends_at(path, start.seq, start.hash)):
+    if start is not None and not vindex.ends_at(path, start.seq, start.hash):
         return  # the index is not where the pin is; the next verify rebuilds both
     writer = vindex.Writer(path, append=start is not None)
     try:
@@ -221,7 +228,7 @@ def _record(
         writer.abort()
         raise
     writer.finish(end.seq, end.hash)
-    verify_mod.write_pin(repo, end, [*prior, *report.trust])
+    verify_mod.write_pin(repo, end, verify_mod.Rules(report.trust, report.versions))
 
 
 def _retreat_pin(repo: Repo, base: Position) -> None:
@@ -230,47 +237,51 @@ def _retreat_pin(repo: Repo, base: Position) -> None:
     pin = verify_mod.read_pin(repo)
     if pin is None or pin.commit == base.commit:
         return
-    rows = verify_mod.pinned_trust(repo, pin)
+    rules = verify_mod.rules_upto(repo, base)
     path = local_dir(repo) / vindex.FILE
-    if rows is not None and vindex.truncate(path, base.seq, base.hash, sealed=(pin.seq, pin.hash)):
-        verify_mod.write_pin(repo, base, [r for r in rows if r.seq <= base.seq])
+    if rules is not None and vindex.truncate(path, base.seq, base.hash, sealed=(pin.seq, pin.hash)):
+        verify_mod.write_pin(repo, base, rules)
     else:
         verify_mod.clear_pin(repo)  # the next verify starts from genesis
 
 
-def _take(repo: Repo, theirs: str) -> tuple[int, int]:
-    """Verify the remote's chain and make the local ledger contain it; return (entries
-    taken, local entries re-linked on top)."""
+def _take(repo: Repo, theirs: str) -> _Taken:
+    """Verify the remote's chain and make the local ledger contain it; return the entries
+    taken, and the local ones re-linked on top or dropped."""
     ours = repo.ref(constants.LEDGER_REF)
     base = None if ours is None else _fork_point(repo, ours, theirs)
     if base == theirs:
-        return 0, 0  # the remote is behind: nothing to take
+        return _Taken()  # the remote is behind: nothing to take
     if ours is not None and base is None and _foreign(repo, ours, theirs):
         raise SecurityError(
             "the remote ledger has another genesis than the local one",
             hint="this clone and the remote hold different challenges",
         )
     start = _start(repo, base)
+    prior = None if start is None else verify_mod.rules_upto(repo, start)
+    if prior is None:  # no rules saved to start from: verify from the genesis
+        start, prior = None, verify_mod.Rules([], [])
     lines: list[str] = []
     report = verify_mod.Report(notes={} if _few(repo, theirs, start) else None)
     end = verify_mod.verify_range(repo, theirs, start, report, lines.append)
     if end is None:  # nothing after start: theirs is start itself
-        return 0, 0
+        return _Taken()
+    verify_mod.settle(prior, report)
     if report.notes:
         notes.remember(report.notes)  # the notes refresh after sync need not read them again
     shared = -1 if base is None else _position_at(repo, base).seq
     if ours is None or base == ours:
         repo.cas_ref(constants.LEDGER_REF, theirs, ours, "coop: fast-forward")
         _record(repo, start, lines, end, report)
-        return end.seq - shared, 0
+        return _Taken(end.seq - shared)
     if start is not None:
         _retreat_pin(repo, start)
     else:
         verify_mod.clear_pin(repo)  # it named an entry this clone is about to replace
-    relinked = _relink(repo, ours, theirs, base)
+    relinked, dropped = _relink(repo, ours, theirs, base)
     _record(repo, start, lines, end, report)
     verify_mod.advance(repo, repo.ref(constants.LEDGER_REF) or theirs, end, verify_mod.Report())
-    return end.seq - shared, relinked
+    return _Taken(end.seq - shared, relinked, dropped)
 
 
 def _fork_point(repo: Repo, ours: str, theirs: str) -> str | None:
@@ -301,15 +312,40 @@ def _foreign(repo: Repo, ours: str, theirs: str) -> bool:
     return ledger.head_at(repo, ours).origin != ledger.head_at(repo, theirs).origin
 
 
-def _relink(repo: Repo, ours: str, theirs: str, base: str | None) -> int:
+def _relink(repo: Repo, ours: str, theirs: str, base: str | None) -> tuple[int, int]:
+    """Put this clone's unpublished entries on top of ``theirs``; return (re-linked,
+    dropped)."""
     # Only what either side added since they parted can collide; the rest is shared.
-    known = {_identity(r) for r in ledger.records(repo, theirs, base)}
-    mine = [r.entry for r in ledger.records(repo, ours, base) if _identity(r) not in known]
+    added = list(ledger.records(repo, theirs, base))
+    known = {_identity(r) for r in added}
+    mine = [r for r in ledger.records(repo, ours, base) if _identity(r) not in known]
+    kept = _still_valid(mine, ledger.head_at(repo, theirs).entry.challenge, added)
     # The whole new chain is written first and the ref moved once: a crash leaves the old
     # chain in place, never a ledger that lost this clone's unpublished entries.
-    new = ledger.stack(repo, ledger.head_at(repo, theirs), mine)
+    new = ledger.stack(repo, ledger.head_at(repo, theirs), kept)
     repo.cas_ref(constants.LEDGER_REF, new.commit, ours, "coop: sync")
-    return len(mine)
+    return len(kept), len(mine) - len(kept)
+
+
+def _still_valid(
+    mine: list[ledger.Record], digest: str, theirs: list[ledger.Record]
+) -> list[tuple[ledger.Entry, str]]:
+    """The entries of ``mine`` that stay valid on top of the remote's chain: each is bound
+    to the challenge in force where it was made. One made under a challenge the remote has
+    since replaced, or a challenge update racing one of the remote's, would not verify
+    there, so it is dropped (scores are made again under the new challenge)."""
+    raced = any(r.entry.kind == "challenge-update" for r in theirs)
+    kept: list[tuple[ledger.Entry, str]] = []
+    for r in mine:
+        if r.entry.kind == "challenge-update":
+            if raced:
+                digest = ""  # nothing made under it survives either
+                continue
+            digest = r.entry.challenge
+        elif r.entry.challenge != digest:
+            continue
+        kept.append((r.entry, r.pinned_tree))
+    return kept
 
 
 def _identity(rec: ledger.Record) -> tuple[str, str]:
@@ -322,17 +358,17 @@ _ATTEMPTS = 8  # pushes lost to other clones before giving up
 
 def _pull(
     repo: Repo, workdir: Path, remote: str, retrust: bool, started: _gitcli.Running | None
-) -> tuple[str | None, Position | None, int, int]:
+) -> tuple[str | None, Position | None, _Taken]:
     """Fetch, check against the pin, verify and take the remote's ledger: (its head, its
-    position, entries taken, local entries re-linked)."""
+    position, what was taken)."""
     theirs = fetch(repo, workdir, remote, started)
     try:
         proven = _check_pin(repo, remote, theirs, retrust)
-        fetched, relinked = (0, 0) if theirs is None else _take(repo, theirs)
+        taken = _Taken() if theirs is None else _take(repo, theirs)
         pos = None if theirs is None else _seen(repo, remote, theirs, proven, retrust=retrust)
     finally:
         _drop_incoming(repo, remote)
-    return theirs, pos, fetched, relinked
+    return theirs, pos, taken
 
 
 def sync(
@@ -352,18 +388,19 @@ def sync(
     this clone verified there, or holds another challenge; VerificationError for bad
     incoming entries; GitOperationError when the remote cannot be reached or refuses.
     """
-    fetched, refused, refused_over = 0, None, None
+    fetched, dropped, refused, refused_over = 0, 0, None, None
     for attempt in range(_ATTEMPTS):
         first = attempt == 0
-        theirs, pinned_at, taken, relinked = _pull(
+        theirs, pinned_at, taken = _pull(
             repo, workdir, remote, retrust and first, started if first else None
         )
         if refused is not None and theirs == refused_over:
             raise _kept(remote, refused)  # the remote did not move: it refused the push
-        fetched += taken
+        fetched, dropped = fetched + taken.fetched, dropped + taken.dropped
+        relinked = taken.relinked
         ours = repo.ref(constants.LEDGER_REF)
         if not push or ours is None or ours == theirs:
-            return SyncResult(fetched, relinked, False)
+            return SyncResult(fetched, relinked, False, dropped)
         try:
             _gitcli.push_ref(workdir, remote, constants.LEDGER_REF, expect=theirs, env=_GUARD)
         except GitOperationError as exc:
@@ -372,7 +409,7 @@ def sync(
             time.sleep(random.uniform(0, 0.05 * (attempt + 1)))  # noqa: S311 - jitter
             continue
         _seen(repo, remote, ours, pinned_at, retrust=False)  # ours contains theirs
-        return SyncResult(fetched, relinked, True)
+        return SyncResult(fetched, relinked, True, dropped)
     raise LedgerConflict(
         f"other clones kept publishing to {remote} first ({_ATTEMPTS} tries); nothing was lost",
         hint="run: git coop sync",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from gitcoop import keys
-from gitcoop.errors import GitcoopError
+from gitcoop.errors import ConfigError, GitcoopError
 
 CONTRIBUTOR = "contributor"
 EVALUATOR = "evaluator"
@@ -69,10 +69,33 @@ class Member:
     principal: str
     roles: frozenset[str]
     line: str
+    valid_after: str | None = None  # "YYYYMMDDHHMMSS", UTC
+    valid_before: str | None = None
 
     def has(self, role: str) -> bool:
         """Whether the key holds ``role``."""
         return role in self.roles
+
+    @property
+    def windowed(self) -> bool:
+        """Whether the line limits when the key may sign."""
+        return self.valid_after is not None or self.valid_before is not None
+
+    def valid_at(self, time: str) -> bool:
+        """Whether an entry signed at ``time`` (RFC 3339, as gitcoop writes it) falls in
+        the key's validity window: after ``valid-after``, before ``valid-before``."""
+        stamp = re.sub(r"[^0-9]", "", time)[:14].ljust(14, "0")
+        after, before = self.valid_after, self.valid_before
+        return (after is None or stamp >= after) and (before is None or stamp < before)
+
+    def window(self) -> str:
+        """The window as the line states it, for messages."""
+        parts = []
+        if self.valid_after is not None:
+            parts.append(f"valid-after {self.valid_after}")
+        if self.valid_before is not None:
+            parts.append(f"valid-before {self.valid_before}")
+        return ", ".join(parts)
 
 
 def lines_of(text: str) -> tuple[str, ...]:
@@ -107,7 +130,15 @@ def _member(line: str) -> Member | None:
     spaces = _NAMESPACES.search(options.strip())
     names = ["gitcoop"] if spaces is None else spaces.group(1).split(",")
     roles = frozenset(ROLE_NAMESPACES[n.strip()] for n in names if n.strip() in ROLE_NAMESPACES)
-    return Member(keyid, principal, roles, line)
+    window = _stamp(options, "valid-after"), _stamp(options, "valid-before")
+    return Member(keyid, principal, roles, line, *window)
+
+
+def _stamp(options: str, name: str) -> str | None:
+    # OpenSSH reads a stamp without "Z" in the verifier's time zone; gitcoop reads every
+    # stamp as UTC, so every machine judges an entry alike.
+    found = re.search(rf'(?:^|,){name}="?([0-9]{{8}}(?:[0-9]{{4}}(?:[0-9]{{2}})?)?)Z?"?', options)
+    return None if found is None else found.group(1).ljust(14, "0")
 
 
 @dataclass(frozen=True)
@@ -127,6 +158,7 @@ class Timeline:
         for row in sorted(rows, key=lambda r: r.seq):
             self._apply(row)
         self._spans = self._spans_by_key()
+        self.windowed = any(m.windowed for _, names in self.lists for m in names.values())
 
     def _apply(self, row: TrustRow) -> None:
         if not self.lists:
@@ -190,12 +222,31 @@ class Timeline:
                 return span.member
         return None
 
+    def holds(self, keyid: str, seq: int, role: str) -> bool:
+        """Whether the list in force at entry ``seq`` gives ``keyid`` the ``role`` (strictly:
+        no counting from a later update, as ``member`` does for what contributors signed)."""
+        for span in self._spans.get(keyid, ()):
+            if span.start <= seq and (span.end is None or seq < span.end):
+                return span.member.has(role)
+        return False
+
     def names(self) -> dict[str, Member]:
         """The list in force at the end."""
         return self.lists[-1][1] if self.lists else {}
 
 
 _NOBODY = Member("", "", frozenset(), "")
+
+
+def require(timeline: Timeline, keyid: str, what: str) -> None:
+    """Raise ConfigError unless ``keyid`` is a maintainer in the list in force; ``what``
+    names the act ("accepts joins")."""
+    if not timeline.names().get(keyid, _NOBODY).has(MAINTAINER):
+        raise ConfigError(
+            f"your key {keyid} is not a maintainer's in this challenge's trust list, and "
+            f"only a maintainer {what}",
+            hint="ask a maintainer; git coop key show prints your key",
+        )
 
 
 def dumps(rows: Sequence[TrustRow]) -> list[object]:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from gitcoop import history, scoring, trust, vindex
+from gitcoop import canonical, history, ledger, pinned, scoring, trust, versions, vindex
 from gitcoop.challenge import ASSURANCE_LEVELS, Challenge
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ConfigError
+from gitcoop.git import Repo
 from gitcoop.metric import decimal_text
 from gitcoop.session import Session, open_session
 
@@ -24,6 +26,7 @@ class CreditReport:
     direction: str
     credit: scoring.Credit
     notes: list[str] = field(default_factory=list)
+    version: int = 1  # the challenge version credited
 
     def to_json(self) -> dict[str, Any]:
         """The documented ``credit --json`` object: every number is a decimal string."""
@@ -34,6 +37,7 @@ class CreditReport:
 
         return {
             "challenge": self.challenge,
+            "version": self.version,
             "direction": self.direction,
             "baseline": point(c.baseline),
             "best": point(c.best),
@@ -77,36 +81,60 @@ class Scores:
 _Claim = tuple[vindex.Row, trust.Member]
 
 
-def _scores(
-    rows: Iterator[vindex.Row], ch: Challenge, digest: str, timeline: trust.Timeline
-) -> Scores:
-    first: dict[str, _Claim] = {}
-    more: dict[str, list[_Claim]] = {}  # second and later claims, rare
-    reviews: dict[str, list[_Claim]] = {}
-    out = Scores()
-    for row in rows:
-        if row.challenge != digest:
-            continue
-        member = timeline.member(row.keyid, row.seq)
-        if row.review:
+@dataclass
+class _Sorted:
+    """The verified rows of one challenge version, sorted by what they can count for."""
+
+    first: dict[str, _Claim] = field(default_factory=dict)
+    more: dict[str, list[_Claim]] = field(default_factory=dict)  # later claims, rare
+    reviews: dict[str, list[_Claim]] = field(default_factory=dict)
+    earlier: dict[str, _Claim] = field(default_factory=dict)  # authorship under another version
+    dropped: dict[str, str] = field(default_factory=dict)
+
+    def add(self, row: vindex.Row, member: trust.Member | None, times: Mapping[int, str]) -> None:
+        if member is not None and member.windowed and not member.valid_at(times[row.seq]):
+            why = f"signed by {row.keyid} outside its validity window ({member.window()})"
+            self.dropped.setdefault(row.commit, why)
+        elif row.review:
             if member is not None:
-                reviews.setdefault(row.commit, []).append((row, member))
+                self.reviews.setdefault(row.commit, []).append((row, member))
         elif member is None:
-            out.dropped.setdefault(
-                row.commit, f"signed by {row.keyid}, a key this challenge does not trust"
-            )
-        elif row.commit in first:
-            more.setdefault(row.commit, []).append((row, member))
+            why = f"signed by {row.keyid}, a key this challenge does not trust"
+            self.dropped.setdefault(row.commit, why)
+        elif row.commit in self.first:
+            self.more.setdefault(row.commit, []).append((row, member))
         else:
-            first[row.commit] = (row, member)
+            self.first[row.commit] = (row, member)
+
+    def add_elsewhere(self, row: vindex.Row, timeline: trust.Timeline) -> None:
+        if not row.review and row.commit not in self.earlier:
+            member = timeline.member(row.keyid, row.seq)
+            if member is not None and _authors(member):
+                self.earlier[row.commit] = (row, member)
+
+
+def _scores(
+    rows: Iterable[vindex.Row],
+    ch: Challenge,
+    digest: str,
+    timeline: trust.Timeline,
+    times: Mapping[int, str],
+) -> Scores:
+    by = _Sorted()
+    for row in rows:
+        if row.challenge == digest:
+            by.add(row, timeline.member(row.keyid, row.seq), times)
+        else:
+            by.add_elsewhere(row, timeline)
+    out = Scores(dropped=by.dropped)
     people: dict[tuple[str, str], scoring.Contributor] = {}
-    for commit, claim in first.items():
-        claims = [claim, *more.get(commit, ())]
-        scored, level = _settle(claims, reviews.get(commit, []), ch.agreement, out.notes)
+    for commit, claim in by.first.items():
+        claims = [claim, *by.more.get(commit, ())]
+        scored, level = _settle(claims, by.reviews.get(commit, []), ch.agreement, out.notes)
         if _RANK[level] < _RANK[ch.require]:
             out.dropped[commit] = f"assurance {level}; the challenge requires {ch.require}"
             continue
-        row, member = _author(claims)
+        row, member = _author([*_one(by.earlier.get(commit)), *claims])
         who = (row.keyid, member.principal or row.principal)
         if who not in people:
             people[who] = scoring.Contributor(row.keyid, row.name, who[1])
@@ -115,12 +143,21 @@ def _scores(
     return out
 
 
+def _authors(member: trust.Member) -> bool:
+    # An evaluator's attestation is a measurement, not a claim of authorship.
+    return member.has(trust.CONTRIBUTOR) and not member.has(trust.EVALUATOR)
+
+
+def _one(claim: _Claim | None) -> tuple[_Claim, ...]:
+    return () if claim is None else (claim,)
+
+
 def _author(claims: list[_Claim]) -> _Claim:
-    """Whom a commit's credit goes to: its first signer that attests as a contributor, not
-    as the evaluator only (an evaluator's attestation is a measurement, not a claim of
-    authorship); the evaluator when nobody else attested it."""
-    for c in claims:
-        if c[1].has(trust.CONTRIBUTOR) and not c[1].has(trust.EVALUATOR):
+    """Whom a commit's credit goes to: the earliest signer that attests as a contributor,
+    under any challenge version (a rescore under a new version measures again, it does not
+    take the commit over); the evaluator when nobody else attested it."""
+    for c in sorted(claims, key=lambda c: c[0].seq):
+        if _authors(c[1]):
             return c
     return claims[0]
 
@@ -155,6 +192,25 @@ def _settle(
     return chosen, level
 
 
+def _windowed(timeline: trust.Timeline, row: vindex.Row) -> bool:
+    member = timeline.member(row.keyid, row.seq)
+    return member is not None and member.windowed
+
+
+def _times(repo: Repo, head: verify_mod.Position, seqs: list[int]) -> dict[int, str]:
+    """The signed time of each entry in ``seqs`` (verified entries: no signature check)."""
+    if not seqs:
+        return {}
+    ids, _, _ = repo.first_parents(head.commit, None, head.seq - min(seqs) + 1)
+    out = {}
+    for seq in seqs:
+        at = (head.seq - seq) * 40  # 20 bytes of commit id, then 20 of its tree
+        rec = ledger.read_record(repo, ids[at : at + 20].hex())
+        statement = canonical.decode(base64.b64decode(rec.entry.envelope["payload"]))
+        out[seq] = str(statement["predicate"]["time"])
+    return out
+
+
 def _search_prefixes(patterns: tuple[str, ...]) -> tuple[str, ...]:
     # The literal directories a protect pattern can match under ("" when it starts with a
     # wildcard), so unchanged subtrees are skipped without a diff.
@@ -170,7 +226,7 @@ def _search_prefixes(patterns: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(set(out)))
 
 
-def _fact(s: Session, prefixes: tuple[str, ...], commit: str) -> history.Fact:
+def _fact(s: Session, ch: Challenge, prefixes: tuple[str, ...], commit: str) -> history.Fact:
     info = s.repo.commit(commit)
     if not info.parents:
         return history.Fact(None, info.author_email, False, ())
@@ -181,15 +237,18 @@ def _fact(s: Session, prefixes: tuple[str, ...], commit: str) -> history.Fact:
             ps = s.repo.commit(m).parents
             merged.append((m, ps[0] if ps else None))
     changed = s.repo.changed_under(s.repo.commit(first).tree, info.tree, prefixes)
-    protected = any(map(s.pinned.challenge.is_protected, changed))
+    protected = any(map(ch.is_protected, changed))
     return history.Fact(first, info.author_email, protected, tuple(merged))
 
 
-def _mainline(s: Session, tip: str) -> tuple[list[scoring.Node], dict[str, str | None], list[str]]:
+def _mainline(
+    s: Session, pin: pinned.Pinned, tip: str
+) -> tuple[list[scoring.Node], dict[str, str | None], list[str]]:
     baseline = s.baseline
-    prefixes = _search_prefixes(s.pinned.challenge.protect)
+    ch = pin.challenge
+    prefixes = _search_prefixes(ch.protect)
     chain = history.walk(
-        history.path_for(s.local, s.pinned.digest), tip, baseline, lambda c: _fact(s, prefixes, c)
+        history.path_for(s.local, pin.digest), tip, baseline, lambda c: _fact(s, ch, prefixes, c)
     )
     if chain[0][0] != baseline:
         raise ConfigError(
@@ -219,21 +278,34 @@ def _mismatches(
     return notes
 
 
-def credit(path: str | Path = ".", *, rev: str | None = None) -> CreditReport:
-    """Verify the ledger (incrementally), then compute credit along the challenge branch.
+def credit(
+    path: str | Path = ".", *, rev: str | None = None, version: int | None = None
+) -> CreditReport:
+    """Verify the ledger (incrementally), then compute credit along the challenge branch
+    under challenge ``version`` (default: the one in force).
 
     Raises VerificationError/SecurityError when the ledger does not verify, ConfigError
-    for a revision that is not part of the challenge.
+    for a revision that is not part of the challenge or a version that does not exist.
     """
     verified = verify_mod.verify(path)
     head = verified.head
     s = open_session(path)
     assert head is not None
-    ch = s.pinned.challenge
+    try:
+        v = versions.numbered(verified.versions, version)
+    except LookupError as exc:
+        raise ConfigError(str(exc), hint="git coop log lists the challenge updates") from None
+    pin = pinned.load(s.repo, v.tree, v.digest, s.local / "challenges")
+    ch = pin.challenge
     tip = s.repo.resolve(rev or f"refs/heads/{ch.branch}")
-    nodes, side_parent, authors = _mainline(s, tip)
+    nodes, side_parent, authors = _mainline(s, pin, tip)
     timeline = trust.Timeline(verified.trust)
-    got = _scores(verify_mod.verified_rows(s.repo, head), ch, s.pinned.digest, timeline)
+    rows: Iterable[vindex.Row] = verify_mod.verified_rows(s.repo, head)
+    times: dict[int, str] = {}
+    if timeline.windowed:  # only then is when each entry was signed worth reading
+        rows = list(rows)
+        times = _times(s.repo, head, [r.seq for r in rows if _windowed(timeline, r)])
+    got = _scores(rows, ch, pin.digest, timeline, times)
     result = scoring.compute(
         nodes,
         got.counted,
@@ -243,4 +315,4 @@ def credit(path: str | Path = ".", *, rev: str | None = None) -> CreditReport:
         unscored=got.dropped,
     )
     notes = _mismatches(nodes, authors, got.counted) + got.notes
-    return CreditReport(ch.name, ch.metric.direction, result, notes)
+    return CreditReport(ch.name, ch.metric.direction, result, notes, v.number)

@@ -87,7 +87,12 @@ def pre_push(remote: str, url: str, stdin: bytes, report: Report) -> int:
         # The signing key and the scoring code load while the fetch is on the wire.
         with incoming.start_fetch(workdir, remote) as fetching:
             score = _scorer(s, report) if commits else None
-            sync.sync(repo, workdir, remote, push=False, started=fetching)
+            taken = sync.sync(repo, workdir, remote, push=False, started=fetching)
+        if taken.dropped:
+            report(
+                f"gitcoop: warning: dropped {taken.dropped} local entries made under a "
+                "challenge version the remote has replaced (git coop evaluate scores them again)"
+            )
         if score is not None:
             s = open_session(".")
             failed = score(s, _unattested(s, commits))

@@ -157,12 +157,7 @@ def accept(path: str | Path = ".", rev: str | None = None) -> Accepted:
     s = open_session(path)
     timeline = trust.Timeline(report.trust)
     key, signer, _ = signer_for(s.repo, s.repo.workdir)
-    me = timeline.names().get(key.keyid)
-    if me is None or not me.has(trust.MAINTAINER):
-        raise ConfigError(
-            f"your key {key.keyid} is not a maintainer's in this challenge's trust list",
-            hint="a maintainer runs git coop join --accept; send them the commit to accept",
-        )
+    trust.require(timeline, key.keyid, "accepts joins")
     source = s.repo.resolve(rev or f"refs/heads/{s.pinned.challenge.branch}")
     lines = _proposed(s.repo, source)
     new, old = timeline.members(lines), timeline.names()
@@ -198,9 +193,9 @@ def _proposed(repo: Repo, commit: str) -> tuple[str, ...]:
 
 
 def _who(member: trust.Member) -> str:
-    roles = ",".join(sorted(member.roles))
-    return f"{member.principal} ({member.keyid}; {roles})"
+    about = ", ".join([",".join(sorted(member.roles)), *([member.window()] * member.windowed)])
+    return f"{member.principal} ({member.keyid}; {about})"
 
 
 def _differs(a: trust.Member, b: trust.Member) -> bool:
-    return (a.principal, a.roles) != (b.principal, b.roles)
+    return (a.principal, a.roles, a.window()) != (b.principal, b.roles, b.window())

@@ -136,10 +136,21 @@ def check(repo: Repo, update: Update, updates: list[Update]) -> str | None:
         trusted = _trusted(repo, genesis, update.new, updates, report)
         if not set(report.signers) <= trusted:
             return _unknown_signer(repo, update, trusted)
+        if any(v.replaces is not None for v in report.versions):
+            _check_versions(repo, update.new)
     except GitcoopError as exc:
         return exc.message
     _remember(repo, update, genesis)
     return None
+
+
+def _check_versions(repo: Repo, tip: str) -> None:
+    """A challenge update must be a maintainer's, as the trust lists of the whole ledger
+    say: checked as every clone will (a full verification, paid only by the rare push that
+    changes the challenge), so no push can leave a ledger that clients refuse."""
+    whole = verify_mod.Report()
+    verify_mod.verify_range(repo, tip, None, whole)
+    verify_mod.settle(verify_mod.Rules([], []), whole)
 
 
 def _unknown_signer(repo: Repo, update: Update, trusted: set[str]) -> str:

@@ -26,6 +26,7 @@ from gitcoop import (
     pinned,
     records,
     trust,
+    versions,
     vindex,
 )
 from gitcoop.errors import ConfigError, FormatError, GitcoopError, SecurityError, VerificationError
@@ -39,6 +40,7 @@ _KIND_TYPES = {
     "attestation": constants.INTOTO_PAYLOAD_TYPE,
     "trust-update": constants.EVENT_PAYLOAD_TYPE,
     "review": constants.INTOTO_PAYLOAD_TYPE,
+    "challenge-update": constants.EVENT_PAYLOAD_TYPE,
 }
 _Proved = records.Attestation | records.Review
 
@@ -71,6 +73,7 @@ class Report:
     # The trust lists signed entries set: those checked, and once the position is saved,
     # all of them up to it.
     trust: list[trust.TrustRow] = field(default_factory=list)
+    versions: list[versions.Version] = field(default_factory=list)  # likewise
     # When a dict: each checked entry's ledger commit -> (attested commit, its notes line),
     # or None for an entry that is no attestation; handed to the notes index.
     notes: dict[str, tuple[str, str] | None] | None = None
@@ -99,6 +102,17 @@ def _check_link(rec: ledger.Record, pos: Position | None) -> None:
         if e.seq != 0 or e.prev is not None or e.origin is not None or e.kind != "genesis":
             raise _fail(e.seq, "should be the genesis entry (seq 0, no prev, no origin)")
         return
+    _check_position(rec, pos)
+    if e.kind == "challenge-update":
+        return  # the entry pins a new challenge: _check_challenge_update proves it
+    if e.challenge != pos.challenge:
+        raise _fail(e.seq, "names another challenge")
+    if rec.pinned_tree != pos.pinned_tree:
+        raise _fail(e.seq, "changes the pinned challenge without a challenge-update")
+
+
+def _check_position(rec: ledger.Record, pos: Position) -> None:
+    e = rec.entry
     if e.seq != pos.seq + 1:
         raise _fail(pos.seq + 1, f"has seq {e.seq}: an entry was removed or reordered")
     if e.kind == "genesis":
@@ -107,10 +121,15 @@ def _check_link(rec: ledger.Record, pos: Position | None) -> None:
         raise _fail(e.seq, "does not link to the entry before it (prev hash mismatch)")
     if rec.parents != (pos.commit,):
         raise _fail(e.seq, "is not a child of the entry before it")
-    if e.origin != pos.origin or e.challenge != pos.challenge:
-        raise _fail(e.seq, "names another ledger or challenge")
-    if rec.pinned_tree != pos.pinned_tree:
-        raise _fail(e.seq, "changes the pinned challenge without a challenge-update")
+    if e.origin != pos.origin:
+        raise _fail(e.seq, "names another ledger")
+
+
+def _check_snapshot(repo: Repo, rec: ledger.Record, digest: str) -> None:
+    pin = pinned.load(repo, rec.pinned_tree, digest)
+    files = list(repo.files(rec.pinned_tree))
+    if pinned.digest(repo, pin.challenge, files) != digest or rec.entry.challenge != digest:
+        raise _fail(rec.entry.seq, "pins a challenge snapshot that does not match its digest")
 
 
 def _check_genesis(repo: Repo, rec: ledger.Record, obj: object, keyid: str, report: Report) -> None:
@@ -119,10 +138,8 @@ def _check_genesis(repo: Repo, rec: ledger.Record, obj: object, keyid: str, repo
     report.trust.append(
         trust.TrustRow(rec.entry.seq, keyid, records.genesis_trust(event.body), None)
     )
-    pin = pinned.load(repo, rec.pinned_tree, digest)
-    files = list(repo.files(rec.pinned_tree))
-    if pinned.digest(repo, pin.challenge, files) != digest or rec.entry.challenge != digest:
-        raise _fail(0, "pins a challenge snapshot that does not match its digest")
+    _check_snapshot(repo, rec, digest)
+    report.versions.append(versions.Version(rec.entry.seq, keyid, digest, rec.pinned_tree, None, 1))
     if not repo.has_object(baseline):
         report.warnings.append(f"baseline commit {baseline[:12]} is not in this repository")
 
@@ -185,6 +202,8 @@ def _check_entry(repo: Repo, rec: ledger.Record, report: Report) -> _Proved | No
         _check_signer(e, signer, keyid)
         if e.kind == "genesis":
             _check_genesis(repo, rec, obj, keyid, report)
+        elif e.kind == "challenge-update":
+            _check_challenge_update(repo, rec, obj, keyid, report)
         else:
             _check_trust_update(rec, obj, keyid, report)
     else:
@@ -213,6 +232,22 @@ def _check_trust_update(rec: ledger.Record, obj: object, keyid: str, report: Rep
     if replaces >= e.seq:
         raise _fail(e.seq, "replaces a trust list that is not before it")
     report.trust.append(trust.TrustRow(e.seq, keyid, lines, replaces))
+
+
+def _check_challenge_update(
+    repo: Repo, rec: ledger.Record, obj: object, keyid: str, report: Report
+) -> None:
+    e = rec.entry
+    event = records.parse_event(obj, "challenge-update")
+    digest, origin, replaces, number = records.challenge_update_fields(event.body)
+    if origin != e.origin:
+        raise _fail(e.seq, "updates the challenge of another ledger")
+    if replaces >= e.seq:
+        raise _fail(e.seq, "replaces a challenge version that is not before it")
+    _check_snapshot(repo, rec, digest)
+    report.versions.append(
+        versions.Version(e.seq, keyid, digest, rec.pinned_tree, replaces, number)
+    )
 
 
 def _check_signer(e: ledger.Entry, signer: records.Signer, keyid: str) -> None:
@@ -460,6 +495,7 @@ def _merge(into: Report, part: Report) -> None:
     into.checked += part.checked
     into.warnings += part.warnings
     into.trust += part.trust
+    into.versions += part.versions
     if into.notes is not None and part.notes is not None:
         into.notes.update(part.notes)
     for keyid, row in part.signers.items():
@@ -469,28 +505,46 @@ def _merge(into: Report, part: Report) -> None:
 
 def advance(repo: Repo, tip: str, start: Position | None, report: Report) -> Position | None:
     """Verify from ``start`` to ``tip``, then save what was proved: the attestation index
-    first, the pin last, so a crash in between only costs a full verify next time."""
+    first, the pin (with the rules in force) last, so a crash in between only costs a full
+    verify next time."""
     path = local_dir(repo) / vindex.FILE
-    prior: list[trust.TrustRow] = []
+    prior = Rules([], [])
     if start is not None:
-        saved = pinned_trust(repo, start)
+        saved = rules_upto(repo, start)
         if saved is None or not vindex.ends_at(path, start.seq, start.hash):
-            start, report.full = None, True  # the index or trust is not at the pin: rebuild
+            start, report.full = None, True  # the index or rules are not at the pin: rebuild
         else:
             prior = saved
     writer = vindex.Writer(path, append=start is not None)
     try:
         pos = verify_range(repo, tip, start, report, writer.write)
+        settle(prior, report)
     except BaseException:
         writer.abort()
         raise
-    report.trust[:0] = prior
     if pos is None:
         writer.abort()
         return None
     writer.finish(pos.seq, pos.hash)
-    write_pin(repo, pos, report.trust)
+    write_pin(repo, pos, Rules(report.trust, report.versions))
     return pos
+
+
+class Rules(NamedTuple):
+    """The trust lists and challenge versions a ledger set, up to some entry."""
+
+    trust: list[trust.TrustRow]
+    versions: list[versions.Version]
+
+
+def settle(prior: Rules, report: Report) -> None:
+    """Check the challenge versions a verification found against ``prior`` (the rules up to
+    where it started), then put ``prior`` in front of what the report found. Raises
+    VerificationError for an update that does not count."""
+    timeline = trust.Timeline([*prior.trust, *report.trust])
+    versions.settle(prior.versions, report.versions, timeline)
+    report.trust[:0] = prior.trust
+    report.versions[:0] = prior.versions
 
 
 def verified_rows(repo: Repo, pos: Position) -> Iterator[vindex.Row]:
@@ -508,14 +562,16 @@ def _pin_path(repo: Repo) -> Path:
     return local_dir(repo) / "verified.json"
 
 
-def _read_pin_file(repo: Repo) -> tuple[Position, list[trust.TrustRow] | None] | None:
+def _read_pin_file(repo: Repo) -> tuple[Position, Rules | None] | None:
     raw = _fs.read_or_none(_pin_path(repo))
     try:
         obj = json.loads(raw) if raw else None
         if not isinstance(obj, dict):
             return None
         rows = trust.loads(obj.pop("trust", None))
-        return Position(**obj), rows
+        pinned_versions = versions.loads(obj.pop("versions", None))
+        rules = None if rows is None or pinned_versions is None else Rules(rows, pinned_versions)
+        return Position(**obj), rules
     except (ValueError, TypeError):
         return None
 
@@ -526,15 +582,26 @@ def read_pin(repo: Repo) -> Position | None:
     return None if got is None else got[0]
 
 
-def pinned_trust(repo: Repo, pos: Position) -> list[trust.TrustRow] | None:
-    """The trust lists set up to ``pos``, saved with the pin when the pin is ``pos``."""
+def rules_upto(repo: Repo, pos: Position) -> Rules | None:
+    """The rules the ledger set up to ``pos``, from those saved with the pin; ``pos`` must
+    be the pin or an entry below it on its chain. None when the pin holds no rules."""
     got = _read_pin_file(repo)
-    return got[1] if got is not None and got[0] == pos else None
+    if got is None or got[1] is None or got[0].seq < pos.seq:
+        return None
+    rules = got[1]
+    return Rules(
+        [r for r in rules.trust if r.seq <= pos.seq],
+        [v for v in rules.versions if v.seq <= pos.seq],
+    )
 
 
-def write_pin(repo: Repo, pos: Position, rows: list[trust.TrustRow]) -> None:
-    """Remember ``pos`` as verified, with the trust lists set up to it (atomic write)."""
-    obj = {**pos.to_json(), "trust": trust.dumps(rows)}
+def write_pin(repo: Repo, pos: Position, rules: Rules) -> None:
+    """Remember ``pos`` as verified, with the rules set up to it (atomic write)."""
+    obj = {
+        **pos.to_json(),
+        "trust": trust.dumps(rules.trust),
+        "versions": versions.dumps(rules.versions),
+    }
     _fs.atomic_write(_pin_path(repo), json.dumps(obj).encode())
 
 
