@@ -175,6 +175,12 @@ class Repo:
             c.commit_time,
         )
 
+    def commit_signature(self, oid: str) -> tuple[bytes, bytes] | None:
+        """A signed commit's (signature, signed bytes), as git verifies them; None when
+        the commit is not signed."""
+        signature, signed = self._commit(oid).gpg_signature
+        return None if signature is None or signed is None else (signature, signed)
+
     def _commit(self, oid: str) -> pygit2.Commit:
         try:
             obj = self._repo[_oid(oid)]

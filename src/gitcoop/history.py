@@ -25,28 +25,37 @@ class Fact:
     author: str
     protected: bool
     merged: tuple[tuple[str, str | None], ...]  # (commit, its first parent) a merge brings in
+    signed: str | None = None  # the ssh-ed25519 key of the commit's valid signature
 
     def to_json(self) -> list[object]:
-        """Compact JSON form."""
-        return [self.parent, self.author, int(self.protected), [list(m) for m in self.merged]]
+        """Compact JSON form (an unsigned commit's without the fifth field)."""
+        out: list[object] = [
+            self.parent,
+            self.author,
+            int(self.protected),
+            [list(m) for m in self.merged],
+        ]
+        return out if self.signed is None else [*out, self.signed]
 
     @classmethod
     def from_json(cls, item: list[object]) -> Fact:
         """Inverse of ``to_json``; raises ValueError/TypeError on another shape."""
-        parent, author, protected, merged = item
-        if not isinstance(author, str) or not isinstance(merged, list):
+        parent, author, protected, merged, *signed = item
+        if not isinstance(author, str) or not isinstance(merged, list) or len(signed) > 1:
             raise TypeError("not a commit fact")
         return cls(
             None if parent is None else str(parent),
             author,
             bool(protected),
             tuple((str(m[0]), None if m[1] is None else str(m[1])) for m in merged),
+            str(signed[0]) if signed else None,
         )
 
 
 def path_for(local: Path, digest: str) -> Path:
     """Where the facts for one challenge digest live."""
-    return local / "history" / f"{digest.removeprefix('sha256:')[:32]}.json"
+    # ".2": facts learnt before commit signatures were read say nothing about them.
+    return local / "history" / f"{digest.removeprefix('sha256:')[:32]}.2.json"
 
 
 def walk(path: Path, tip: str, stop: str, compute: Callable[[str], Fact]) -> list[tuple[str, Fact]]:

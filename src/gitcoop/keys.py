@@ -229,12 +229,12 @@ def _pem_blob(data: bytes) -> bytes | None:
 def _key_fields(blob: bytes) -> tuple[bytes, bytes, bytes, bytes]:
     """(listed public key, public key, seed and public key, padding) of an unencrypted
     one-key Ed25519 file; ValueError for any other layout."""
-    outer = _Fields(blob, len(_MAGIC))
+    outer = WireFields(blob, len(_MAGIC))
     cipher, kdf, kdf_options, count = outer.string(), outer.string(), outer.string(), outer.uint32()
     if (cipher, kdf, kdf_options, count) != (b"none", b"none", b"", 1):
         raise ValueError("encrypted, or more than one key")
     listed = outer.string()
-    inner = _Fields(outer.string(), 0)
+    inner = WireFields(outer.string(), 0)
     outer.done()
     check = inner.uint32()
     if inner.uint32() != check or inner.string() != _SSH_ED25519:
@@ -244,8 +244,9 @@ def _key_fields(blob: bytes) -> tuple[bytes, bytes, bytes, bytes]:
     return listed, public, pair, inner.rest()
 
 
-class _Fields:
-    """Reads SSH wire fields; ValueError when they run past the end."""
+class WireFields:
+    """Reads SSH wire fields (uint32-length-prefixed strings); ValueError when they run
+    past the end."""
 
     def __init__(self, data: bytes, at: int) -> None:
         self._data = data
@@ -259,15 +260,19 @@ class _Fields:
         return out
 
     def uint32(self) -> int:
+        """The next big-endian 32-bit integer."""
         return int.from_bytes(self._take(4), "big")
 
     def string(self) -> bytes:
+        """The next length-prefixed string."""
         return self._take(self.uint32())
 
     def rest(self) -> bytes:
+        """Everything not read yet."""
         return self._take(len(self._data) - self._at)
 
     def done(self) -> None:
+        """Raise ValueError when anything is left unread."""
         if self._at != len(self._data):
             raise ValueError("trailing bytes")
 
@@ -382,7 +387,7 @@ def _locked_public(data: bytes) -> Ed25519PublicKey | None:
     if blob is None:
         return None
     try:
-        outer = _Fields(blob, len(_MAGIC))
+        outer = WireFields(blob, len(_MAGIC))
         cipher, _kdf, _kdf_options, count = (
             outer.string(),
             outer.string(),
@@ -391,7 +396,7 @@ def _locked_public(data: bytes) -> Ed25519PublicKey | None:
         )
         if cipher == b"none" or count != 1:
             return None
-        listed = _Fields(outer.string(), 0)
+        listed = WireFields(outer.string(), 0)
         if listed.string() != _SSH_ED25519:
             return None
         raw = listed.string()

@@ -9,10 +9,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from gitcoop import canonical, history, ledger, pinned, scoring, trust, versions, vindex
+from gitcoop import (
+    canonical,
+    commitsig,
+    history,
+    keys,
+    ledger,
+    pinned,
+    scoring,
+    trust,
+    versions,
+    vindex,
+)
 from gitcoop.challenge import ASSURANCE_LEVELS, Challenge
 from gitcoop.commands import verify as verify_mod
-from gitcoop.errors import ConfigError
+from gitcoop.errors import ConfigError, GitcoopError
 from gitcoop.git import Repo
 from gitcoop.metric import decimal_text
 from gitcoop.session import Session, open_session
@@ -90,6 +101,7 @@ class _Sorted:
     reviews: dict[str, list[_Claim]] = field(default_factory=dict)
     earlier: dict[str, _Claim] = field(default_factory=dict)  # authorship under another version
     dropped: dict[str, str] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # keyid -> the name its rows give
 
     def add(self, row: vindex.Row, member: trust.Member | None, times: Mapping[int, str]) -> None:
         if member is not None and member.windowed and not member.valid_at(times[row.seq]):
@@ -105,6 +117,8 @@ class _Sorted:
             self.more.setdefault(row.commit, []).append((row, member))
         else:
             self.first[row.commit] = (row, member)
+        if member is not None:
+            self.names.setdefault(row.keyid, row.name)
 
     def add_elsewhere(self, row: vindex.Row, timeline: trust.Timeline) -> None:
         if not row.review and row.commit not in self.earlier:
@@ -119,6 +133,7 @@ def _scores(
     digest: str,
     timeline: trust.Timeline,
     times: Mapping[int, str],
+    signed: Mapping[str, str],
 ) -> Scores:
     by = _Sorted()
     for row in rows:
@@ -136,8 +151,11 @@ def _scores(
             continue
         row, member = _author([*_one(by.earlier.get(commit)), *claims])
         who = (row.keyid, member.principal or row.principal)
+        key = signed.get(commit)
+        if key is not None and (verified := _verified_author(key, timeline, row.seq)):
+            who = (verified.keyid, verified.principal)
         if who not in people:
-            people[who] = scoring.Contributor(row.keyid, row.name, who[1])
+            people[who] = scoring.Contributor(who[0], by.names.get(who[0], who[1]), who[1])
         out.counted[commit] = scoring.Scored(Decimal(scored[0].score), people[who])
         out.assurance[commit] = level
     return out
@@ -146,6 +164,17 @@ def _scores(
 def _authors(member: trust.Member) -> bool:
     # An evaluator's attestation is a measurement, not a claim of authorship.
     return member.has(trust.CONTRIBUTOR) and not member.has(trust.EVALUATOR)
+
+
+def _verified_author(key: str, timeline: trust.Timeline, seq: int) -> trust.Member | None:
+    """The trusted contributor whose key signed the commit itself (``git commit -S``),
+    as the list in force at the entry ``seq`` (the commit's attestation) names them."""
+    try:
+        keyid = keys.public_with_fingerprint(key)[1]
+    except GitcoopError:
+        return None
+    member = timeline.member(keyid, seq)
+    return member if member is not None and _authors(member) else None
 
 
 def _one(claim: _Claim | None) -> tuple[_Claim, ...]:
@@ -228,8 +257,9 @@ def _search_prefixes(patterns: tuple[str, ...]) -> tuple[str, ...]:
 
 def _fact(s: Session, ch: Challenge, prefixes: tuple[str, ...], commit: str) -> history.Fact:
     info = s.repo.commit(commit)
+    signed = commitsig.signer(s.repo, commit)
     if not info.parents:
-        return history.Fact(None, info.author_email, False, ())
+        return history.Fact(None, info.author_email, False, (), signed)
     first = info.parents[0]
     merged: list[tuple[str, str | None]] = []
     if len(info.parents) > 1:
@@ -238,12 +268,12 @@ def _fact(s: Session, ch: Challenge, prefixes: tuple[str, ...], commit: str) -> 
             merged.append((m, ps[0] if ps else None))
     changed = s.repo.changed_under(s.repo.commit(first).tree, info.tree, prefixes)
     protected = any(map(ch.is_protected, changed))
-    return history.Fact(first, info.author_email, protected, tuple(merged))
+    return history.Fact(first, info.author_email, protected, tuple(merged), signed)
 
 
 def _mainline(
     s: Session, pin: pinned.Pinned, tip: str
-) -> tuple[list[scoring.Node], dict[str, str | None], list[str]]:
+) -> tuple[list[scoring.Node], dict[str, str | None], list[history.Fact]]:
     baseline = s.baseline
     ch = pin.challenge
     prefixes = _search_prefixes(ch.protect)
@@ -261,7 +291,7 @@ def _mainline(
     for commit, fact in chain[1:]:
         side_parent.update(fact.merged)
         nodes.append(scoring.Node(commit, tuple(m for m, _ in fact.merged), fact.protected))
-    return nodes, side_parent, [fact.author for _, fact in chain]
+    return nodes, side_parent, [fact for _, fact in chain]
 
 
 def _mismatches(
@@ -298,14 +328,15 @@ def credit(
     pin = pinned.load(s.repo, v.tree, v.digest, s.local / "challenges")
     ch = pin.challenge
     tip = s.repo.resolve(rev or f"refs/heads/{ch.branch}")
-    nodes, side_parent, authors = _mainline(s, pin, tip)
+    nodes, side_parent, facts = _mainline(s, pin, tip)
     timeline = trust.Timeline(verified.trust)
     rows: Iterable[vindex.Row] = verify_mod.verified_rows(s.repo, head)
     times: dict[int, str] = {}
     if timeline.windowed:  # only then is when each entry was signed worth reading
         rows = list(rows)
         times = _times(s.repo, head, [r.seq for r in rows if _windowed(timeline, r)])
-    got = _scores(rows, ch, pin.digest, timeline, times)
+    signed = {n.commit: f.signed for n, f in zip(nodes, facts, strict=True) if f.signed}
+    got = _scores(rows, ch, pin.digest, timeline, times, signed)
     result = scoring.compute(
         nodes,
         got.counted,
@@ -314,5 +345,5 @@ def credit(
         min_delta=ch.min_delta,
         unscored=got.dropped,
     )
-    notes = _mismatches(nodes, authors, got.counted) + got.notes
+    notes = _mismatches(nodes, [f.author for f in facts], got.counted) + got.notes
     return CreditReport(ch.name, ch.metric.direction, result, notes, v.number)
