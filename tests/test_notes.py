@@ -263,7 +263,7 @@ def test_malformed_statements_give_no_line_and_names_stay_on_one_line(world: Wor
         head.entry.seq + 1, "0" * 64, "attestation", head.entry.challenge, head.origin, "k", {}
     )
     skipped = ledger.Head(bad, after_bad, "0" * 64, head.pinned_tree)
-    top = ledger.stack(repo, skipped, [good])
+    top = ledger.stack(repo, skipped, [(good, head.pinned_tree)])
     repo.cas_ref(constants.LEDGER_REF, top.commit, tip, "test")
     assert _refresh(m).how == "appended"
     subject = notes.note_line(good)
