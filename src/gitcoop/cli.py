@@ -39,6 +39,8 @@ challenge_app = typer.Typer(
     help="Change the challenge as a new signed version (maintainers).", no_args_is_help=True
 )
 app.add_typer(challenge_app, name="challenge")
+ci_app = typer.Typer(help="Run gitcoop as a continuous-integration step.", no_args_is_help=True)
+app.add_typer(ci_app, name="ci")
 
 
 class Direction(StrEnum):
@@ -509,6 +511,18 @@ def challenge_update(
         f"#{result.seq}: scores under it start afresh (git coop rescore scores the history); "
         "publish it with git coop sync (or your next git push)"
     )
+
+
+@ci_app.command("github")
+def ci_github() -> None:
+    """In a GitHub Actions job: on a pull request, score it against its merge base, write
+    the job summary and the outputs score and delta, and keep one report comment."""
+    from gitcoop.ci.github import run
+
+    with _errors(), _watching_ledger(notes=False):
+        code = run(".", os.environ, _err)
+    if code:
+        raise typer.Exit(code)
 
 
 def _accept(rev: str | None, accept: bool) -> None:

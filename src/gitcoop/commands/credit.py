@@ -38,6 +38,8 @@ class CreditReport:
     credit: scoring.Credit
     notes: list[str] = field(default_factory=list)
     version: int = 1  # the challenge version credited
+    mainline: list[str] = field(default_factory=list)  # oldest first, from the baseline
+    scores: dict[str, scoring.Scored] = field(default_factory=dict)  # what counted
 
     def to_json(self) -> dict[str, Any]:
         """The documented ``credit --json`` object: every number is a decimal string."""
@@ -346,4 +348,12 @@ def credit(
         unscored=got.dropped,
     )
     notes = _mismatches(nodes, [f.author for f in facts], got.counted) + got.notes
-    return CreditReport(ch.name, ch.metric.direction, result, notes, v.number)
+    return CreditReport(
+        ch.name,
+        ch.metric.direction,
+        result,
+        notes,
+        v.number,
+        [n.commit for n in nodes],
+        got.counted,
+    )

@@ -1,0 +1,1 @@
+"""gitcoop in continuous integration: GitHub Actions."""
