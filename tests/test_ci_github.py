@@ -156,3 +156,31 @@ def test_a_malformed_payload_is_named(pr: tuple[Player, str, str], tmp_path: Pat
             GITHUB_EVENT_PATH=str(tmp_path / "bad.json"),
         )  # fmt: skip
     assert proc.returncode == 2 and "payload lacks a valid head" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("ref", ["refs/heads/main", "refs/heads/ada"])
+def test_a_push_is_planned_for_the_scoring_matrix(
+    pr: tuple[Player, str, str], tmp_path: Path, ref: str
+) -> None:
+    m, _, _ = pr
+    event = json.loads((FIXTURES / "push.json").read_text())
+    event["ref"], event["after"] = ref, m.head()
+    (tmp_path / "push.json").write_text(json.dumps(event))
+    output = tmp_path / "output.txt"
+    output.write_text("")
+    variables = {
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_EVENT_PATH": str(tmp_path / "push.json"),
+        "GITHUB_REPOSITORY": "octo/toy",
+        "GITHUB_OUTPUT": str(output),
+    }
+    proc = run(m.repo, "git", "coop", "ci", "github", env={**m.env, **variables}, check=False)
+    assert proc.returncode == 0, proc.stderr
+    matrix, count = output.read_text().splitlines()
+    plan = json.loads(matrix.removeprefix("matrix="))
+    commits = [c for shard in plan["include"] for c in shard["commits"].split()]
+    if ref == "refs/heads/main":  # nobody with the evaluator role scored anything yet
+        assert count == f"count={len(commits)}" and m.head() in commits and len(commits) == 2
+    else:
+        assert (plan, count) == ({"include": []}, "count=0")
+        assert "not the challenge branch" in proc.stderr

@@ -186,6 +186,10 @@ def init(
         bool, typer.Option("--hooks/--no-hooks", help="Install the pre-push hook.")
     ] = True,
     commit: Annotated[bool, typer.Option("--commit/--no-commit", help="Commit .coop/.")] = True,
+    github: Annotated[
+        bool,
+        typer.Option("--github", help="Also write .github/workflows/coop.yml (GitHub Actions)."),
+    ] = False,
 ) -> None:
     """Turn this repository into a challenge (or set up a clone of one)."""
     from gitcoop.commands.init import InitOptions
@@ -204,6 +208,16 @@ def init(
     )
     with _errors(), _watching_ledger(notes=True, first_use=False):
         result = run(".", opts)
+        if github:
+            from gitcoop.commands.init import github_workflow
+
+            workflow, written = github_workflow(".")
+            _say(
+                f"wrote {workflow}: commit it, and store the evaluator's private key as the "
+                "repository secret GITCOOP_EVALUATOR_KEY"
+                if written
+                else f"{workflow} exists; left as it is"
+            )
     if result.status == "exists":
         _say(f"challenge {result.name} already exists here; nothing changed")
         return
@@ -523,6 +537,72 @@ def ci_github() -> None:
         code = run(".", os.environ, _err)
     if code:
         raise typer.Exit(code)
+
+
+@ci_app.command("plan")
+def ci_plan(
+    shards: Annotated[
+        int, typer.Option("--shards", min=1, max=256, help="Most shards to cut the work into.")
+    ] = 4,
+) -> None:
+    """List the challenge branch's commits no evaluator has scored, cut into shards: a
+    GitHub Actions matrix (also written to GITHUB_OUTPUT as matrix and count)."""
+    from gitcoop.ci.batch import plan
+    from gitcoop.session import open_session
+
+    with _errors(), _watching_ledger(notes=False):
+        cut = plan(open_session("."), shards)
+        matrix = {"include": [{"shard": i, "commits": " ".join(c)} for i, c in enumerate(cut, 1)]}
+        text = json.dumps(matrix, separators=(",", ":"))
+        if os.environ.get("GITHUB_OUTPUT"):
+            count = sum(len(c) for c in cut)
+            with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as fh:
+                fh.write(f"matrix={text}\ncount={count}\n")
+    _say(text)
+
+
+@ci_app.command("score")
+def ci_score(
+    commits: Annotated[list[str], typer.Argument(help="The commits to score (a plan shard).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the results file.")],
+) -> None:
+    """Score commits with the pinned evaluator, signing nothing, into a results file for
+    git coop ci sign."""
+    from gitcoop.ci.batch import score
+    from gitcoop.session import open_session
+
+    with _errors(), _watching_ledger(notes=False):
+        results = score(open_session("."), commits, out)
+    for r in results:
+        _say(f"{r.commit[:12]}  {r.score if r.score is not None else 'failed: ' + str(r.error)}")
+
+
+@ci_app.command("sign")
+def ci_sign(
+    files: Annotated[list[Path], typer.Argument(help="Results files of git coop ci score.")],
+    push: Annotated[
+        bool, typer.Option("--push/--no-push", help="Publish the ledger afterwards.")
+    ] = True,
+    remote: Annotated[str, typer.Option(help="Where to publish.")] = DEFAULT_REMOTE,
+) -> None:
+    """Check scored results against the repository and sign them with the evaluator's key
+    (the GITCOOP_EVALUATOR_KEY secret); never runs the metric."""
+    from gitcoop.ci.batch import load_key, sign
+    from gitcoop.session import open_session
+
+    with _errors(), _watching_ledger(notes=True):
+        s = open_session(".")
+        done = sign(s, files, load_key(os.environ))
+        if push and done.attested:
+            from gitcoop.sync import sync
+
+            sync(s.repo, s.repo.workdir or s.repo.common_dir, remote)
+    _say(
+        f"signed {len(done.attested)}, already signed {len(done.already)}, "
+        f"failed {len(done.failed)}{' and published' if push and done.attested else ''}"
+    )
+    for commit, error in done.failed:
+        _err(f"gitcoop: warning: {commit[:12]} was not scored: {error}")
 
 
 def _accept(rev: str | None, accept: bool) -> None:

@@ -151,6 +151,13 @@ def load(home: Path) -> SigningKey:
     return SigningKey.from_private(path, _private_key(path, data))
 
 
+def from_secret(data: bytes, name: str) -> SigningKey:
+    """A signing key handed over as text (a CI secret), never written to disk; ``name``
+    says where it came from in messages. Raises KeyFileError when it is no usable key."""
+    path = Path(f"${name}")
+    return SigningKey.from_private(path, _private_key(path, data))
+
+
 def _private_key(path: Path, data: bytes) -> Ed25519PrivateKey:
     key = _plain_ed25519(data)
     if key is not None:

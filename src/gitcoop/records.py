@@ -462,6 +462,11 @@ def challenge_update_fields(body: dict[str, Any]) -> tuple[str, str, int, int]:
     )
 
 
+def score_of(text: str) -> Decimal:
+    """A score written as gitcoop writes it (canonical decimal text); raises FormatError."""
+    return _decimal(text)
+
+
 def _dict(obj: object, what: str, keys: set[str]) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise FormatError(f"{what} is not an object")

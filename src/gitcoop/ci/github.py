@@ -136,10 +136,35 @@ def run(path: str | Path, env: Mapping[str, str], say: Callable[[str], None]) ->
     event = runner.event()
     if runner.event_name in ("pull_request", "pull_request_target"):
         return pull_request(path, runner, PullRequest.from_event(event, runner.repository), say)
+    if runner.event_name == "push":
+        return push(path, runner, event, say)
     raise ConfigError(
-        f"git coop ci github does not handle {runner.event_name!r} events yet",
-        hint="run it on pull_request",
+        f"git coop ci github does not handle {runner.event_name!r} events",
+        hint="run it on pull_request and push",
     )
+
+
+def push(
+    path: str | Path, runner: Runner, event: dict[str, Any], say: Callable[[str], None]
+) -> int:
+    """Plan the scoring of a push to the challenge branch: the outputs ``matrix`` and
+    ``count`` feed a matrix of ``git coop ci score`` jobs (nothing runs or signs here)."""
+    from gitcoop.ci import batch
+
+    s = open_session(path)
+    branch = f"refs/heads/{s.pinned.challenge.branch}"
+    if not isinstance(event.get("ref"), str):
+        raise ConfigError("the push payload lacks a valid ref", hint="run on push events")
+    cut = batch.plan(s, 4) if event["ref"] == branch else []
+    matrix = {"include": [{"shard": i, "commits": " ".join(c)} for i, c in enumerate(cut, 1)]}
+    count = sum(map(len, cut))
+    _append(runner.output, f"matrix={json.dumps(matrix, separators=(',', ':'))}\ncount={count}\n")
+    say(
+        f"gitcoop: {count} commits to score in {len(cut)} shards"
+        if event["ref"] == branch
+        else f"gitcoop: {event['ref']} is not the challenge branch {branch}; nothing to score"
+    )
+    return 0
 
 
 def pull_request(

@@ -213,7 +213,7 @@ def _improvement(score: Decimal, parent: Decimal | None, maximize: bool) -> Deci
     return score - parent if maximize else parent - score
 
 
-def _attest(
+def attest(
     s: Session,
     key: SigningKey,
     signer: records.Signer,
@@ -222,6 +222,8 @@ def _attest(
     parent_score: Decimal | None,
     after: ledger.Head | None,
 ) -> ledger.Head:
+    """Sign a metric-delta attestation of ``commit``'s score and append it (after the head
+    ``after``, when the caller knows it); return the new head."""
     info = s.repo.commit(commit)
     assert score.score is not None
     ch = s.pinned.challenge
@@ -275,7 +277,7 @@ def evaluate(
             continue
         parents = s.repo.commit(c).parents
         pscore = _parent_score(s, index, parents[0] if parents else None, scored)
-        last = _attest(s, key, signer, c, got, pscore, last)
+        last = attest(s, key, signer, c, got, pscore, last)
         index.scores.setdefault(c, {}).setdefault(digest, decimal_text(got.score))
         delta = _improvement(got.score, pscore, s.pinned.challenge.maximize)
         done[c] = Outcome(c, got.score, delta, got.cached, attested=True)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitcoop import _gitcli, constants, hooks, keys, ledger, pinned, records, resources
+from gitcoop import _fs, _gitcli, constants, hooks, keys, ledger, pinned, records, resources
 from gitcoop.challenge import parse_challenge, render_template
 from gitcoop.commands import evaluate as evaluate_mod
 from gitcoop.errors import ConfigError, GitcoopError, MetricError
@@ -226,3 +227,19 @@ def init(path: str | Path, opts: InitOptions) -> InitResult:
             hint="run `git coop init` without --metric to set up this clone",
         )
     return _join(repo, root, opts)
+
+
+def github_workflow(path: str | Path) -> tuple[Path, bool]:
+    """Write ``.github/workflows/coop.yml`` for the challenge branch from the template;
+    return (its path, whether it was written: an existing file is left as it is)."""
+    s = open_session(path)
+    root = _workdir(s.repo)
+    target = root / ".github" / "workflows" / "coop.yml"
+    if target.exists():
+        return target, False
+    text = resources.read_text("templates", "github", "coop.yml")
+    branch = s.pinned.challenge.branch
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # JSON's double-quoted string is YAML's too: the branch name stays one literal.
+    _fs.atomic_write(target, text.replace("__BRANCH__", json.dumps(branch)).encode("utf-8"))
+    return target, True
