@@ -134,16 +134,55 @@ def _scorer(s: Session, report: Report) -> Callable[[Session, list[str]], int | 
     return score
 
 
+def _from_pre_commit() -> tuple[list[str], bytes] | None:
+    """The pre-push arguments and input the pre-commit framework passes as environment
+    variables (it reads git's input itself), or None when they are not all there."""
+    names = ("REMOTE_NAME", "REMOTE_URL", "LOCAL_BRANCH", "REMOTE_BRANCH", "TO_REF", "FROM_REF")
+    got = [os.environ.get(f"PRE_COMMIT_{n}", "") for n in names]
+    if not all(got[:4]):
+        return None
+    remote, url, local_ref, remote_ref, local_sha, remote_sha = got
+    if not local_sha:  # a push of the whole history: the framework names no range
+        local_sha = _git("rev-parse", "--verify", "-q", f"{local_ref}^{{commit}}") or ZERO
+    if not remote_sha or set(remote_sha) == {"0"} or not _is_remote_tip(remote_sha):
+        remote_sha = ZERO  # pre-commit names a base of its own for a new branch
+    line = f"{local_ref} {local_sha} {remote_ref} {remote_sha}\n"
+    return ["pre-push", remote, url], line.encode()
+
+
+def _is_remote_tip(sha: str) -> bool:
+    # Only a commit the remote-tracking refs know is what the remote holds.
+    return bool(_git("for-each-ref", "--format=%(objectname)", "--points-at", sha, "refs/remotes/"))
+
+
+def _git(*args: str) -> str:
+    out = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+    return out.stdout.strip()
+
+
 def main(argv: list[str]) -> int:
-    """Entry point of ``python -m gitcoop hook-impl pre-push REMOTE URL``."""
+    """Entry point of ``python -m gitcoop hook-impl pre-push REMOTE URL``, and of
+    ``hook-impl pre-commit`` (the pre-commit framework's pre-push stage)."""
     if os.environ.get(constants.HOOK_GUARD_ENV):
         return 0
-    if len(argv) < 3 or argv[0] != "pre-push":
+    stdin = b""
+    if argv[:1] == ["pre-commit"]:
+        framework = _from_pre_commit()
+        if framework is None:
+            print(
+                "gitcoop: hook-impl pre-commit runs in the pre-commit framework's pre-push "
+                "stage (stages: [pre-push]); its PRE_COMMIT_* variables are missing",
+                file=sys.stderr,
+            )
+            return int(ExitCode.USAGE)
+        argv, stdin = framework
+    elif len(argv) < 3 or argv[0] != "pre-push":
         print("gitcoop: usage: hook-impl pre-push REMOTE URL", file=sys.stderr)
         return int(ExitCode.USAGE)
+    else:
+        stdin = sys.stdin.buffer.read()
     for name in [k for k in os.environ if k.startswith("GIT_") and k in _HOOK_VARS]:
         del os.environ[name]  # git exports these to hooks; they must not leak into worktrees
-    stdin = sys.stdin.buffer.read()
 
     def report(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
