@@ -1,6 +1,7 @@
-"""Who signed a git commit: OpenSSH signatures (``git commit -S`` with ``gpg.format=ssh``)
-checked with the signature library gitcoop already uses, so a commit signed by a key the
-trust list names is credited to that key's principal even when someone else measured it.
+"""Who signed a git commit: OpenSSH signatures (``git commit -S`` with ``gpg.format=ssh``),
+checked with the signature library gitcoop already uses (through ``keys``), so a commit
+signed by a key the trust list names is credited to that key's principal even when
+someone else measured it.
 
 The format is OpenSSH's PROTOCOL.sshsig: an armored blob naming the public key, the
 namespace (``git`` for commits), the hash algorithm and an Ed25519 signature over a
@@ -12,11 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from gitcoop.git import Repo
-from gitcoop.keys import WireFields
+from gitcoop.keys import WireFields, verify_raw
 
 _BEGIN = b"-----BEGIN SSH SIGNATURE-----"
 _END = b"-----END SSH SIGNATURE-----"
@@ -38,7 +36,7 @@ def key_of(armored: bytes, message: bytes) -> str | None:
     it verifies; None for anything else."""
     try:
         return _verify(armored, message)
-    except (ValueError, InvalidSignature):
+    except ValueError:
         return None
 
 
@@ -65,5 +63,6 @@ def _verify(armored: bytes, message: bytes) -> str | None:
         len(x).to_bytes(4, "big") + x
         for x in (namespace, reserved, algorithm, _HASHES[algorithm](message).digest())
     )
-    Ed25519PublicKey.from_public_bytes(raw_key).verify(raw_sig, signed)
+    if not verify_raw(raw_key, raw_sig, signed):
+        return None
     return "ssh-ed25519 " + base64.b64encode(public).decode()

@@ -62,6 +62,18 @@ def parse_public(text: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(blob[19:])
 
 
+def verify_raw(public: bytes, signature: bytes, data: bytes) -> bool:
+    """Whether ``signature`` is a valid Ed25519 signature of ``data`` by the raw 32-byte
+    key ``public`` (SSH signature blobs hand over raw keys)."""
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, data)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
 @functools.lru_cache(maxsize=4096)
 def public_with_fingerprint(text: str) -> tuple[Ed25519PublicKey, str]:
     """``parse_public`` and ``fingerprint`` at once, remembered: a ledger is signed by a
