@@ -11,15 +11,15 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from gitcoop import _fs
 
 
-@dataclass(frozen=True)
-class Fact:
-    """What credit needs of one mainline commit."""
+class Fact(NamedTuple):
+    """What credit needs of one mainline commit (a tuple: a ledger of 100,000 commits
+    builds 100,000 of them per credit run)."""
 
     parent: str | None
     author: str
@@ -40,15 +40,20 @@ class Fact:
     @classmethod
     def from_json(cls, item: list[object]) -> Fact:
         """Inverse of ``to_json``; raises ValueError/TypeError on another shape."""
-        parent, author, protected, merged, *signed = item
-        if not isinstance(author, str) or not isinstance(merged, list) or len(signed) > 1:
+        if len(item) == 4:
+            (parent, author, protected, merged), signed = item, None
+        else:
+            parent, author, protected, merged, signed = item
+        if not isinstance(author, str) or not isinstance(merged, list):
             raise TypeError("not a commit fact")
         return cls(
             None if parent is None else str(parent),
             author,
             bool(protected),
-            tuple((str(m[0]), None if m[1] is None else str(m[1])) for m in merged),
-            str(signed[0]) if signed else None,
+            tuple((str(m[0]), None if m[1] is None else str(m[1])) for m in merged)
+            if merged
+            else (),
+            None if signed is None else str(signed),
         )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Context, Decimal, Inexact, Overflow, Underflow, localcontext
 from fractions import Fraction
 from itertools import pairwise
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,9 @@ class Contributor:
     email: str
 
 
-@dataclass(frozen=True)
-class Scored:
-    """A verified score of a commit and who attested it first."""
+class Scored(NamedTuple):
+    """A verified score of a commit and whom it is credited to (a tuple: credit makes one
+    per attested commit)."""
 
     score: Decimal
     contributor: Contributor

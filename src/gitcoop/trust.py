@@ -158,6 +158,12 @@ class Timeline:
         for row in sorted(rows, key=lambda r: r.seq):
             self._apply(row)
         self._spans = self._spans_by_key()
+        # Keys that count for every entry they sign, whatever its seq: the usual case,
+        # answered by one dictionary lookup an entry.
+        self.always = {
+            k: v[0].member for k, v in self._spans.items() if len(v) == 1 and v[0].end is None
+        }
+        self.always = {k: m for k, m in self.always.items() if not m.windowed}
         self.windowed = any(m.windowed for _, names in self.lists for m in names.values())
 
     def _apply(self, row: TrustRow) -> None:

@@ -138,28 +138,42 @@ def _scores(
     signed: Mapping[str, str],
 ) -> Scores:
     by = _Sorted()
+    first, names, always = by.first, by.names, timeline.always
     for row in rows:
-        if row.challenge == digest:
-            by.add(row, timeline.member(row.keyid, row.seq), times)
-        else:
+        if row.challenge != digest:
             by.add_elsewhere(row, timeline)
+            continue
+        member = always.get(row.keyid)
+        if member is not None and not row.review and row.commit not in first:
+            first[row.commit] = (row, member)  # what add does, for the usual row, inline
+            names.setdefault(row.keyid, row.name)
+        else:
+            by.add(row, timeline.member(row.keyid, row.seq), times)
     out = Scores(dropped=by.dropped)
     people: dict[tuple[str, str], scoring.Contributor] = {}
+    required = _RANK[ch.require]
+    more, reviews, earlier = by.more, by.reviews, by.earlier
+    counted, assurance, evaluator = out.counted, out.assurance, trust.EVALUATOR
     for commit, claim in by.first.items():
-        claims = [claim, *by.more.get(commit, ())]
-        scored, level = _settle(claims, by.reviews.get(commit, []), ch.agreement, out.notes)
-        if _RANK[level] < _RANK[ch.require]:
+        if commit in more or commit in reviews or commit in earlier:
+            claims = [claim, *more.get(commit, ())]
+            scored, level = _settle(claims, reviews.get(commit, []), ch.agreement, out.notes)
+            row, member = _author([*_one(earlier.get(commit)), *claims])
+        else:  # one attestation, the usual case: nothing to compare or choose between
+            scored = (row, member) = claim
+            level = "ci" if evaluator in member.roles else "self"
+        if required and _RANK[level] < required:
             out.dropped[commit] = f"assurance {level}; the challenge requires {ch.require}"
             continue
-        row, member = _author([*_one(by.earlier.get(commit)), *claims])
         who = (row.keyid, member.principal or row.principal)
-        key = signed.get(commit)
+        key = signed.get(commit) if signed else None
         if key is not None and (verified := _verified_author(key, timeline, row.seq)):
             who = (verified.keyid, verified.principal)
-        if who not in people:
-            people[who] = scoring.Contributor(who[0], by.names.get(who[0], who[1]), who[1])
-        out.counted[commit] = scoring.Scored(Decimal(scored[0].score), people[who])
-        out.assurance[commit] = level
+        person = people.get(who)
+        if person is None:
+            person = people[who] = scoring.Contributor(who[0], by.names.get(who[0], who[1]), who[1])
+        counted[commit] = scoring.Scored(Decimal(scored[0].score), person)
+        assurance[commit] = level
     return out
 
 
