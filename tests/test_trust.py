@@ -98,6 +98,7 @@ def test_a_join_counts_once_a_maintainer_accepts_it(world: World) -> None:
     report = _credit(m)
     assert _reasons(report)[better] == f"signed by {keyid}, a key this challenge does not trust"
     assert [c["email"] for c in report["contributors"]] == []
+    assert "earns nothing: signed by" in m.coop("show", better).stdout
     verify = m.coop("verify", "--full")
     assert "does not name: they earn no credit" in verify.stderr
     assert f"ada@example.org ({keyid}, not trusted)" in verify.stdout
@@ -193,6 +194,11 @@ def test_credit_require_counts_only_assured_attestations(world: World, require: 
         }
     ]
 
+    assert json.loads(m.coop("show", better, "--json").stdout)["assurance"] == {
+        "level": "self",
+        "counts": False,
+        "reason": f"assurance self; the challenge requires {require}",
+    }
     m.coop("join", "--accept")
     m.coop("sync", "origin")
     ci.git("pull", "-q", "--ff-only", "origin", "main")
@@ -205,6 +211,9 @@ def test_credit_require_counts_only_assured_attestations(world: World, require: 
     assert [(c["email"], c["gain"]) for c in report["contributors"]] == [
         ("maint@example.org", "0.3")
     ]
+    standing = json.loads(m.coop("show", better, "--json").stdout)["assurance"]
+    assert standing == {"level": "reproduced", "counts": True, "reason": None}  # two agree
+    assert "assurance reproduced, counts for credit" in m.coop("show", better).stdout
 
 
 def _claim(p: Player, commit: str, score: str) -> None:

@@ -332,6 +332,12 @@ def show(
             f"delta {a.get('delta')}  #{a['seq']}  by {signer.get('principal')} "
             f"({signer.get('keyid')})  {a.get('time')}"
         )
+    standing = result["assurance"]
+    if standing is not None:
+        counts = (
+            "counts for credit" if standing["counts"] else f"earns nothing: {standing['reason']}"
+        )
+        _say(f"{result['commit'][:12]}  assurance {standing['level'] or '-'}, {counts}")
     for r in result["reviews"]:
         signer = r.get("signer") or {}
         _say(

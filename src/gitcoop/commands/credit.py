@@ -371,3 +371,24 @@ def credit(
         [n.commit for n in nodes],
         got.counted,
     )
+
+
+def assurance(path: str | Path, commit: str) -> dict[str, Any]:
+    """How one commit stands under the challenge in force: its assurance level, whether it
+    counts for credit, and why not (``show`` reports it). Verifies the ledger first."""
+    verified = verify_mod.verify(path)
+    s = open_session(path)
+    assert verified.head is not None
+    v = versions.numbered(verified.versions, None)
+    pin = pinned.load(s.repo, v.tree, v.digest, s.local / "challenges")
+    timeline = trust.Timeline(verified.trust)
+    rows = [r for r in verify_mod.verified_rows(s.repo, verified.head) if r.commit == commit]
+    times = {}
+    if timeline.windowed:
+        times = _times(s.repo, verified.head, [r.seq for r in rows if _windowed(timeline, r)])
+    got = _scores(rows, pin.challenge, pin.digest, timeline, times, {})
+    if commit in got.counted:
+        return {"level": got.assurance[commit], "counts": True, "reason": None}
+    why = got.dropped.get(commit, "no verified attestation under the challenge in force")
+    level = why.split(";")[0].removeprefix("assurance ") if why.startswith("assurance ") else None
+    return {"level": level, "counts": False, "reason": why}

@@ -64,4 +64,19 @@ def show(path: str | Path, rev: str) -> dict[str, Any]:
             summary["envelope"] = rec.entry.envelope
             summary["key"] = rec.entry.key
             found[rec.entry.kind].append(summary)
-    return {"commit": commit, "attestations": found["attestation"], "reviews": found["review"]}
+    out: dict[str, Any] = {
+        "commit": commit,
+        "attestations": found["attestation"],
+        "reviews": found["review"],
+    }
+    out["assurance"] = _assurance(path, commit) if found["attestation"] else None
+    return out
+
+
+def _assurance(path: str | Path, commit: str) -> dict[str, Any]:
+    from gitcoop.commands.credit import assurance
+
+    try:
+        return assurance(path, commit)
+    except GitcoopError as exc:  # show reads a ledger that may not verify; verify says why
+        return {"level": None, "counts": False, "reason": f"the ledger does not verify: {exc}"}
