@@ -62,16 +62,11 @@ class Attestation(NamedTuple):
 
     def statement(self) -> dict[str, Any]:
         """Return the in-toto Statement v1 as a plain JSON object."""
-        return {
-            "_type": constants.STATEMENT_TYPE,
-            "subject": [
-                {
-                    "name": f"git+commit:{self.commit}",
-                    "digest": {"gitCommit": self.commit, "gitTree": self.tree},
-                }
-            ],
-            "predicateType": constants.PREDICATE_TYPE,
-            "predicate": {
+        return _statement(
+            self.commit,
+            self.tree,
+            constants.PREDICATE_TYPE,
+            {
                 "challenge": {"digest": self.challenge, "origin": self.origin},
                 "metric": {"name": self.metric, "direction": self.direction},
                 "split": self.split,
@@ -88,7 +83,21 @@ class Attestation(NamedTuple):
                 "time": self.time,
                 "signer": self.signer.to_json(),
             },
-        }
+        )
+
+
+def _statement(
+    commit: str, tree: str, predicate_type: str, predicate: dict[str, Any]
+) -> dict[str, Any]:
+    """An in-toto Statement v1 about one commit, as a plain JSON object."""
+    return {
+        "_type": constants.STATEMENT_TYPE,
+        "subject": [
+            {"name": f"git+commit:{commit}", "digest": {"gitCommit": commit, "gitTree": tree}}
+        ],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }
 
 
 def now() -> str:
@@ -200,19 +209,28 @@ def _environment_pairs(text: str) -> tuple[tuple[str, str], ...] | None:
     return pairs if keys == sorted(set(keys)) else None
 
 
-def parse_attestation(obj: object) -> Attestation:
-    """Parse a verified statement object; raises FormatError when it is not a metric-delta."""
+def _statement_parts(
+    obj: object, predicate_type: str, what: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the statement, its one subject's digest) when ``obj`` is an in-toto statement of
+    ``predicate_type``; raises FormatError naming ``what`` it should have been."""
     d = _dict(obj, "statement", {"_type", "subject", "predicateType", "predicate"})
-    if d["_type"] != constants.STATEMENT_TYPE or d["predicateType"] != constants.PREDICATE_TYPE:
-        raise FormatError(f"not a gitcoop metric-delta statement ({d['predicateType']!r})")
+    if d["_type"] != constants.STATEMENT_TYPE or d["predicateType"] != predicate_type:
+        raise FormatError(f"not a gitcoop {what} statement ({d['predicateType']!r})")
     subjects = d["subject"]
     if not isinstance(subjects, list) or len(subjects) != 1:
-        raise FormatError("a metric-delta statement names exactly one subject")
+        raise FormatError(f"a {what} statement names exactly one subject")
     digest = _dict(
         _dict(subjects[0], "subject", {"name", "digest"})["digest"],
         "digest",
         {"gitCommit", "gitTree"},
     )
+    return d, digest
+
+
+def parse_attestation(obj: object) -> Attestation:
+    """Parse a verified statement object; raises FormatError when it is not a metric-delta."""
+    d, digest = _statement_parts(obj, constants.PREDICATE_TYPE, "metric-delta")
     p = _dict(
         d["predicate"],
         "predicate",
@@ -283,16 +301,11 @@ class Review(NamedTuple):
 
     def statement(self) -> dict[str, Any]:
         """Return the in-toto Statement v1 as a plain JSON object."""
-        return {
-            "_type": constants.STATEMENT_TYPE,
-            "subject": [
-                {
-                    "name": f"git+commit:{self.commit}",
-                    "digest": {"gitCommit": self.commit, "gitTree": self.tree},
-                }
-            ],
-            "predicateType": constants.REVIEW_PREDICATE_TYPE,
-            "predicate": {
+        return _statement(
+            self.commit,
+            self.tree,
+            constants.REVIEW_PREDICATE_TYPE,
+            {
                 "challenge": {"digest": self.challenge, "origin": self.origin},
                 "reviewed": {
                     "statement": self.reviewed,
@@ -306,24 +319,12 @@ class Review(NamedTuple):
                 "time": self.time,
                 "signer": self.signer.to_json(),
             },
-        }
+        )
 
 
 def parse_review(obj: object) -> Review:
     """Parse a verified review statement; raises FormatError when it is not one."""
-    d = _dict(obj, "statement", {"_type", "subject", "predicateType", "predicate"})
-    if d["_type"] != constants.STATEMENT_TYPE or d["predicateType"] != (
-        constants.REVIEW_PREDICATE_TYPE
-    ):
-        raise FormatError(f"not a gitcoop review statement ({d['predicateType']!r})")
-    subjects = d["subject"]
-    if not isinstance(subjects, list) or len(subjects) != 1:
-        raise FormatError("a review statement names exactly one subject")
-    digest = _dict(
-        _dict(subjects[0], "subject", {"name", "digest"})["digest"],
-        "digest",
-        {"gitCommit", "gitTree"},
-    )
+    d, digest = _statement_parts(obj, constants.REVIEW_PREDICATE_TYPE, "review")
     p = _dict(
         d["predicate"],
         "predicate",
