@@ -17,7 +17,7 @@ ALLOWED = {
     "cryptography": {"keys.py", "dsse.py"},
     "yaml": {"challenge.py"},
     "nacl": {"dsse.py"},
-    "requests": {"rest.py"},
+    "requests": {"rest.py", "rpc.py"},
     "eth_account": {"eth.py"},
     "eth_utils": {"eth.py"},
     "click": set(),

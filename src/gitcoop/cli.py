@@ -373,10 +373,20 @@ def verify(
         bool, typer.Option("--full", help="Re-check every entry, not only new ones.")
     ] = False,
     as_json: JsonOpt = False,
+    chain: Annotated[
+        bool, typer.Option("--chain", help="Also read every anchor back from the chain.")
+    ] = False,
+    rpc: Annotated[str | None, typer.Option("--rpc", help="The Ethereum node (JSON-RPC).")] = None,
+    confirmations: Annotated[
+        int, typer.Option(min=1, help="Blocks on top that make an anchor final.")
+    ] = 1,
 ) -> None:
     """Check every ledger entry: links, signatures, subjects. Exit 1 bad, 3 rewritten."""
     from gitcoop.commands.verify import verify as run
 
+    if chain:
+        _verify_chain(rpc, confirmations, as_json)
+        return
     with _errors(), _watching_ledger(notes=False):
         report = run(".", full=full)
     if as_json:
@@ -394,6 +404,76 @@ def verify(
     for keyid, info in sorted(report.signers.items()):
         roles = ", ".join(info.get("roles") or ["not trusted"])  # type: ignore[arg-type]
         _say(f"  signer {info['principal']} ({keyid}, {roles}): {info['entries']} entries")
+
+
+def _verify_chain(rpc: str | None, confirmations: int, as_json: bool) -> None:
+    from gitcoop.chain.check import check
+
+    with _errors(), _watching_ledger(notes=False):
+        if rpc is None:
+            raise ConfigError("verify --chain needs --rpc URL", hint="name an Ethereum node")
+        found = check(".", rpc, confirmations)
+    if as_json:
+        _dump([vars(a) for a in found])
+    else:
+        for a in found:
+            _say(f"anchor #{a.entry} of entry #{a.seq}: {a.status} ({a.detail}), tx {a.tx}")
+        if not found:
+            _say("no anchors in this ledger")
+    if any(a.status == "broken" for a in found):
+        raise typer.Exit(int(ExitCode.CHECK_FAILED))
+
+
+@app.command()
+def anchor(
+    rpc: Annotated[str, typer.Option("--rpc", help="The Ethereum node (JSON-RPC URL).")],
+    chain_id: Annotated[
+        int, typer.Option("--chain-id", min=1, help="The chain to anchor on (checked first).")
+    ],
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file", help="The sending account's key (hex, 0600; or GITCOOP_ETH_KEY)."
+        ),
+    ] = None,
+    confirmations: Annotated[
+        int, typer.Option(min=1, help="Blocks on top before the anchor is recorded.")
+    ] = 1,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build and sign the transaction; send nothing.")
+    ] = False,
+    wait: Annotated[float, typer.Option(min=1, help="Seconds to wait for a receipt.")] = 120,
+) -> None:
+    """Put the ledger head in an Ethereum transaction and record the anchor in the ledger."""
+    from gitcoop.chain.anchor import anchor as run
+    from gitcoop.commands.join import eth_secret
+
+    with _errors(), _watching_ledger(notes=False):
+        secret = eth_secret(key_file, os.environ.get("GITCOOP_ETH_KEY"))
+        done = run(
+            ".",
+            rpc,
+            secret,
+            chain_id=chain_id,
+            confirmations=confirmations,
+            dry_run=dry_run,
+            wait=wait,
+            say=_err,
+        )
+    if done.state == "already":
+        _say(f"entry #{done.seq} is anchored already; nothing to do")
+    elif done.state == "prepared":
+        _say(f"dry run: would send {done.tx} anchoring entry #{done.seq} ({done.head[:16]})")
+    elif done.state == "included":
+        _say(
+            f"entry #{done.seq} is in block {done.block_number} (tx {done.tx}), not final yet: "
+            "run git coop anchor again later to record it"
+        )
+    else:
+        _say(
+            f"anchored entry #{done.seq} in block {done.block_number} (tx {done.tx}); "
+            f"recorded as ledger entry #{done.entry}: publish it with git coop sync"
+        )
 
 
 @app.command()

@@ -44,3 +44,18 @@ def signer_of(text: str, signature: str) -> str:
         raise ConfigError(
             "the Ethereum signature is malformed", hint="give it as 0x and 130 hex digits"
         ) from None
+
+
+def address_of(secret: bytes) -> str:
+    """The checksummed address of a private key; raises ConfigError for a bad key."""
+    try:
+        return str(Account.from_key(secret).address)
+    except Exception:  # eth-account raises several types for a bad key
+        raise ConfigError("that is not an Ethereum private key", hint="64 hex digits") from None
+
+
+def sign_transaction(tx: dict[str, object], secret: bytes) -> tuple[str, str]:
+    """(raw transaction, its hash), both 0x hex, of an EIP-1559 transaction signed with
+    ``secret`` (its ``chainId`` makes it valid on that chain only, EIP-155)."""
+    signed = Account.sign_transaction(tx, secret)
+    return "0x" + bytes(signed.raw_transaction).hex(), "0x" + bytes(signed.hash).hex()

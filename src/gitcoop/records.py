@@ -463,6 +463,40 @@ def challenge_update_fields(body: dict[str, Any]) -> tuple[str, str, int, int]:
     )
 
 
+_HEXHASH = re.compile(r"0x[0-9a-fA-F]{64}")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+class Anchor(NamedTuple):
+    """The body of an anchor event: where on which chain the ledger head was put."""
+
+    origin: str
+    chain: int
+    tx: str
+    sender: str
+    block_number: int
+    block_hash: str
+    seq: int  # the anchored entry
+    head: str  # its hash
+
+
+def anchor_fields(body: dict[str, Any]) -> Anchor:
+    """Parse an anchor body; raises FormatError."""
+    d = _dict(body, "anchor", {"origin", "chain", "tx", "from", "block", "anchored"})
+    block = _dict(d["block"], "block", {"number", "hash"})
+    anchored = _dict(d["anchored"], "anchored", {"seq", "head"})
+    return Anchor(
+        _match(d, "origin", _HEX64),
+        _int(d, "chain"),
+        _match(d, "tx", _HEXHASH),
+        _match(d, "from", _ADDRESS),
+        _int(block, "number"),
+        _match(block, "hash", _HEXHASH),
+        _int(anchored, "seq"),
+        _match(anchored, "head", _HEX64),
+    )
+
+
 def score_of(text: str) -> Decimal:
     """A score written as gitcoop writes it (canonical decimal text); raises FormatError."""
     return _decimal(text)

@@ -120,6 +120,25 @@ def _eth_binding(public: str, proof: EthProof) -> tuple[str, str]:
     return address, signature
 
 
+def eth_secret(path: Path | None, text: str | None) -> bytes:
+    """An Ethereum private key from a file only its owner can read, else from ``text``
+    (an environment variable's value); raises ConfigError naming both when neither."""
+    if path is not None:
+        return _eth_secret(path)
+    if text:
+        try:
+            return bytes.fromhex(text.strip().removeprefix("0x"))
+        except ValueError:
+            raise ConfigError(
+                "GITCOOP_ETH_KEY does not hold an Ethereum private key",
+                hint="write it as 64 hex digits",
+            ) from None
+    raise ConfigError(
+        "no Ethereum key: pass --key-file FILE or set GITCOOP_ETH_KEY",
+        hint="the account that sends the anchoring transaction",
+    )
+
+
 def _eth_secret(path: Path) -> bytes:
     """The private key (hex, 0x optional) in a file only its owner can read."""
     try:

@@ -41,6 +41,7 @@ _KIND_TYPES = {
     "trust-update": constants.EVENT_PAYLOAD_TYPE,
     "review": constants.INTOTO_PAYLOAD_TYPE,
     "challenge-update": constants.EVENT_PAYLOAD_TYPE,
+    "anchor": constants.EVENT_PAYLOAD_TYPE,
 }
 _Proved = records.Attestation | records.Review
 
@@ -204,6 +205,8 @@ def _check_entry(repo: Repo, rec: ledger.Record, report: Report) -> _Proved | No
             _check_genesis(repo, rec, obj, keyid, report)
         elif e.kind == "challenge-update":
             _check_challenge_update(repo, rec, obj, keyid, report)
+        elif e.kind == "anchor":
+            _check_anchor(rec, obj)
         else:
             _check_trust_update(rec, obj, keyid, report)
     else:
@@ -248,6 +251,16 @@ def _check_challenge_update(
     report.versions.append(
         versions.Version(e.seq, keyid, digest, rec.pinned_tree, replaces, number)
     )
+
+
+def _check_anchor(rec: ledger.Record, obj: object) -> None:
+    # What the chain says is for verify --chain; here, that the record is whole and ours.
+    e = rec.entry
+    found = records.anchor_fields(records.parse_event(obj, "anchor").body)
+    if found.origin != e.origin:
+        raise _fail(e.seq, "anchors another ledger")
+    if found.seq >= e.seq:
+        raise _fail(e.seq, "anchors an entry that is not before it")
 
 
 def _check_signer(e: ledger.Entry, signer: records.Signer, keyid: str) -> None:

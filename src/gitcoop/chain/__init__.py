@@ -1,0 +1,1 @@
+"""Anchoring the ledger in Ethereum: JSON-RPC, the anchoring state machine, verification."""

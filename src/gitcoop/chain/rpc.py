@@ -1,0 +1,93 @@
+"""A JSON-RPC client for one Ethereum node (requests), with bounded retries.
+
+Connection failures, timeouts, HTTP 429 and 5xx are retried with backoff; a JSON-RPC error
+object is the node's answer and is raised at once as ``RpcError`` (its code and message
+kept, so callers can tell "already known" from "nonce too low"); anything that is not a
+JSON-RPC answer is ``GitOperationError`` naming the node.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gitcoop.errors import GitOperationError
+
+_RETRIES = 3
+
+
+class RpcError(GitOperationError):
+    """The node answered with a JSON-RPC error object."""
+
+    def __init__(self, method: str, code: int, text: str) -> None:
+        super().__init__(f"the Ethereum node refused {method}: {text} (code {code})")
+        self.code = code
+        self.text = text
+
+
+class Rpc:
+    """Calls one node's JSON-RPC endpoint."""
+
+    def __init__(
+        self, url: str, *, timeout: float = 10.0, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        import requests
+
+        self.url = url
+        self._timeout = timeout
+        self._sleep = sleep
+        self._http = requests.Session()
+        self._ids = itertools.count(1)
+
+    def __repr__(self) -> str:
+        return f"Rpc({self.url!r})"
+
+    def call(self, method: str, *params: Any) -> Any:
+        """The result of ``method(params)``; raises RpcError or GitOperationError."""
+        import requests
+
+        body: dict[str, Any] = {
+            "jsonrpc": "2.0",
+            "id": next(self._ids),
+            "method": method,
+            "params": list(params),
+        }
+        problem = ""
+        for attempt in range(_RETRIES + 1):
+            if attempt:
+                self._sleep(min(5.0, 0.25 * 2**attempt))
+            try:
+                r = self._http.post(self.url, json=body, timeout=self._timeout)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                problem = type(exc).__name__
+                continue
+            if r.status_code == 429 or r.status_code >= 500:
+                problem = f"HTTP {r.status_code}"
+                continue
+            return _result(method, r, self.url)
+        raise GitOperationError(
+            f"the Ethereum node at {self.url} did not answer {method} ({problem}, "
+            f"{_RETRIES + 1} tries)",
+            hint="check --rpc, or try again later; nothing was changed",
+        )
+
+
+def _result(method: str, r: Any, url: str) -> Any:
+    try:
+        answer = r.json()
+    except ValueError:
+        answer = None
+    if r.status_code >= 400 or not isinstance(answer, dict) or answer.get("jsonrpc") != "2.0":
+        raise GitOperationError(
+            f"the Ethereum node at {url} sent no JSON-RPC answer to {method} "
+            f"(HTTP {r.status_code})",
+            hint="check that --rpc names a JSON-RPC endpoint",
+        )
+    if "error" in answer:
+        err = answer["error"] if isinstance(answer["error"], dict) else {}
+        raise RpcError(method, int(err.get("code", 0)), str(err.get("message", "error")))
+    if "result" not in answer:
+        raise GitOperationError(f"the Ethereum node at {url} answered {method} without a result")
+    return answer["result"]
