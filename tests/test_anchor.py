@@ -26,12 +26,25 @@ def anvil(node: Node) -> Iterator[Node]:
     node.call("evm_revert", snapshot)
 
 
-def _anchor(p: Player, node: Node, *args: str, check: bool = True, **env: str):
+def _anchor(
+    p: Player, node: Node, *args: str, check: bool = True, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Anchor as ``p``; one confirmation is final unless ``args`` hold ``--finalized``."""
     variables = {**p.env, "GITCOOP_ETH_KEY": node.keys[0], **env}
+    depth = [] if "--finalized" in args else ["--confirmations", "1"]
+    args = tuple(a for a in args if a != "--finalized")
     return run(
-        p.repo, "git", "coop", "anchor", "--rpc", node.url, "--chain-id", "31337", *args,
-        env=variables, check=check,
+        p.repo, "git", "coop", "anchor", "--rpc", node.url, "--chain-id", "31337", *depth,
+        *args, env=variables, check=check,
     )  # fmt: skip
+
+
+def _chain(p: Player, node: Node, *args: str) -> list[dict]:
+    """What verify --chain says of each anchor (it exits 1 when one is broken)."""
+    out = p.coop("verify", "--chain", "--rpc", node.url, "--json", *args, check=False)
+    broken = any(a["status"] == "broken" for a in json.loads(out.stdout))
+    assert out.returncode == (1 if broken else 0), out.stderr
+    return json.loads(out.stdout)
 
 
 def _journal(p: Player) -> dict:
@@ -50,7 +63,7 @@ def test_anchor_records_the_head_and_the_chain_bears_it_out(world: World, anvil:
     j = _journal(m)
     assert j["history"] == ["prepared", "broadcast", "included", "final"]
     assert "nothing to do" in _anchor(m, anvil).stdout  # the anchor entry is not anchored
-    checked = json.loads(m.coop("verify", "--chain", "--rpc", anvil.url, "--json").stdout)
+    checked = _chain(m, anvil, "--confirmations", "1")
     assert [(a["seq"], a["status"]) for a in checked] == [(head["seq"], "final")]
     assert m.coop("verify", "--full").returncode == 0
     # A client nobody here wrote reads the transaction back.
@@ -92,8 +105,7 @@ def test_a_crash_at_each_step_resumes_with_one_transaction(
     assert "resuming the anchoring" in out.stderr and "anchored entry #1" in out.stdout
     after = int(anvil.call("eth_getTransactionCount", _address(anvil), "latest"), 16)
     assert after - before == 1 and _journal(m)["tx"] == tx  # the same transaction, once
-    checked = json.loads(m.coop("verify", "--chain", "--rpc", anvil.url, "--json").stdout)
-    assert [a["status"] for a in checked] == ["final"]
+    assert [a["status"] for a in _chain(m, anvil, "--confirmations", "1")] == ["final"]
 
 
 def test_verify_chain_finds_an_anchor_the_chain_lost(world: World, anvil: Node) -> None:
@@ -116,3 +128,32 @@ def test_no_key_and_no_rpc_are_one_clear_line(world: World, anvil: Node) -> None
     assert out.returncode == 2 and "needs --rpc" in out.stderr
     down = _anchor(m, Node("http://127.0.0.1:9", anvil.keys), check=False)
     assert down.returncode == 1 and "did not answer eth_chainId" in down.stderr
+
+
+def test_finality_waits_for_the_finalized_block_through_a_reorg(world: World, anvil: Node) -> None:
+    m = world.maintainer()
+    first = _anchor(m, anvil, "--finalized")
+    assert "not final yet" in first.stdout  # anvil finalizes 64 blocks behind its head
+    tx = _journal(m)["tx"]
+    entries = len(json.loads(m.coop("log", "--json").stdout))
+    anvil.call("anvil_reorg", 1, [])  # the block that held it is replaced, without it
+    again = _anchor(m, anvil, "--finalized")
+    assert "left the canonical chain; sending again" in again.stderr
+    assert "not final yet" in again.stdout  # included anew: never final early
+    assert len(json.loads(m.coop("log", "--json").stdout)) == entries  # nothing recorded
+    assert _journal(m)["tx"] == tx  # the same signed transaction, sent again
+    anvil.call("anvil_mine", hex(70))
+    done = _anchor(m, anvil, "--finalized")
+    assert "anchored entry #1" in done.stdout
+    assert [a["status"] for a in _chain(m, anvil)] == ["final"]  # by the finalized tag
+
+
+def test_an_anchor_the_chain_lost_is_anchored_again(world: World, anvil: Node) -> None:
+    m = world.maintainer()
+    _anchor(m, anvil)
+    anvil.call("anvil_reorg", 1, [])  # lost after it was recorded (one confirmation)
+    assert [a["status"] for a in _chain(m, anvil, "--confirmations", "1")] == ["broken"]
+    out = _anchor(m, anvil)
+    assert "anchored entry #1" in out.stdout
+    statuses = [a["status"] for a in _chain(m, anvil, "--confirmations", "1")]
+    assert statuses == ["broken", "final"]  # the lost one stays in the record, named

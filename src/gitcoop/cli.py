@@ -378,8 +378,11 @@ def verify(
     ] = False,
     rpc: Annotated[str | None, typer.Option("--rpc", help="The Ethereum node (JSON-RPC).")] = None,
     confirmations: Annotated[
-        int, typer.Option(min=1, help="Blocks on top that make an anchor final.")
-    ] = 1,
+        int | None,
+        typer.Option(
+            min=1, help="Blocks on top that make an anchor final (default: the finalized tag)."
+        ),
+    ] = None,
 ) -> None:
     """Check every ledger entry: links, signatures, subjects. Exit 1 bad, 3 rewritten."""
     from gitcoop.commands.verify import verify as run
@@ -406,7 +409,7 @@ def verify(
         _say(f"  signer {info['principal']} ({keyid}, {roles}): {info['entries']} entries")
 
 
-def _verify_chain(rpc: str | None, confirmations: int, as_json: bool) -> None:
+def _verify_chain(rpc: str | None, confirmations: int | None, as_json: bool) -> None:
     from gitcoop.chain.check import check
 
     with _errors(), _watching_ledger(notes=False):
@@ -437,8 +440,12 @@ def anchor(
         ),
     ] = None,
     confirmations: Annotated[
-        int, typer.Option(min=1, help="Blocks on top before the anchor is recorded.")
-    ] = 1,
+        int | None,
+        typer.Option(
+            min=1,
+            help="Blocks on top before the anchor is recorded (default: the finalized tag).",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Build and sign the transaction; send nothing.")
     ] = False,

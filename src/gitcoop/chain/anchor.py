@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gitcoop import _fs, canonical, constants, ledger, records
-from gitcoop.chain.rpc import Rpc, RpcError
+from gitcoop.chain.rpc import Finality, Rpc, RpcError
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ConfigError, GitcoopError, VerificationError
 from gitcoop.session import Session, open_session, signer_for
@@ -99,7 +99,7 @@ def anchor(
     secret: bytes,
     *,
     chain_id: int,
-    confirmations: int = 1,
+    confirmations: int | None = None,
     dry_run: bool = False,
     wait: float = 120.0,
     say: Say = lambda _: None,
@@ -129,7 +129,7 @@ def anchor(
         say(f"gitcoop: resuming the anchoring of entry #{j.seq} ({j.state}, tx {j.tx})")
     else:
         seq, head, done = _target(s)
-        if done:
+        if done and not _lost(path, url, seq):
             return Anchored("already", seq, head)
         j = _prepare(s, rpc, secret, sender, chain_id, seq, head)
         if dry_run:
@@ -148,6 +148,15 @@ def _target(s: Session) -> tuple[int, str, bool]:
         anchored.add(_body(rec)["anchored"]["seq"])
         rec = ledger.read_record(s.repo, rec.parents[0])
     return rec.entry.seq, ledger.entry_hash(rec.data), rec.entry.seq in anchored
+
+
+def _lost(path: str | Path, url: str, seq: int) -> bool:
+    """Whether every anchor of entry ``seq`` is broken on the chain (lost to a reorg, or
+    never there): then it is anchored again."""
+    from gitcoop.chain.check import check
+
+    mine = [a for a in check(path, url, 1) if a.seq == seq]
+    return bool(mine) and all(a.status == "broken" for a in mine)
 
 
 def _body(rec: ledger.Record) -> dict[str, Any]:
@@ -172,6 +181,13 @@ def _prepare(
             f"the node cannot run the anchoring transaction: {exc.text}",
             hint="fund the account, or check the key; nothing was signed",
         ) from None
+    cost, balance = gas * (2 * base + tip), int(rpc.call("eth_getBalance", sender, "latest"), 16)
+    if balance < cost:
+        raise ConfigError(
+            f"insufficient funds: {sender} holds {balance} wei, the anchoring transaction may "
+            f"cost up to {cost}",
+            hint="fund the account; nothing was signed",
+        )
     tx = {
         "type": 2,
         "chainId": chain_id,
@@ -188,7 +204,13 @@ def _prepare(
 
 
 def _advance(
-    s: Session, rpc: Rpc, j: Journal, where: Path, confirmations: int, wait: float, say: Say
+    s: Session,
+    rpc: Rpc,
+    j: Journal,
+    where: Path,
+    confirmations: int | None,
+    wait: float,
+    say: Say,
 ) -> Anchored:
     if j.state in ("prepared", "broadcast"):
         _broadcast(rpc, j)
@@ -210,9 +232,8 @@ def _advance(
         j.block_number = j.block_hash = None
         j.save(where, "broadcast")
         return _advance(s, rpc, j, where, confirmations, wait, say)
-    latest = int(rpc.call("eth_blockNumber"), 16)
     assert j.block_number is not None
-    if latest - j.block_number + 1 < confirmations:
+    if not Finality(rpc, confirmations).final(j.block_number):
         return Anchored("included", j.seq, j.head, j.tx, j.block_number)
     entry = _record(s, j)
     j.save(where, "final")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gitcoop import canonical, ledger, records
 from gitcoop.chain.anchor import calldata
-from gitcoop.chain.rpc import Rpc
+from gitcoop.chain.rpc import Finality, Rpc
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import GitcoopError
 from gitcoop.session import open_session
@@ -27,7 +27,7 @@ class AnchorStatus:
     detail: str
 
 
-def check(path: str | Path, url: str, confirmations: int = 1) -> list[AnchorStatus]:
+def check(path: str | Path, url: str, confirmations: int | None = None) -> list[AnchorStatus]:
     """Every anchor of the (verified) ledger, checked against the node at ``url``."""
     verify_mod.verify(path)
     s = open_session(path)
@@ -40,15 +40,16 @@ def check(path: str | Path, url: str, confirmations: int = 1) -> list[AnchorStat
             obj = canonical.decode(base64.b64decode(rec.entry.envelope["payload"]))
             anchors.append((rec.entry.seq, records.anchor_fields(obj["body"])))
     node = int(rpc.call("eth_chainId"), 16)
-    latest = int(rpc.call("eth_blockNumber"), 16)
+    finality = Finality(rpc, confirmations) if anchors else None
     out = []
     for seq, a in anchors:
         problem = _problem(rpc, node, a, hashes, s.head.origin)
         if problem is not None:
             out.append(AnchorStatus(seq, a.seq, a.tx, "broken", problem))
             continue
-        depth = latest - a.block_number + 1
-        status = "final" if depth >= confirmations else "pending"
+        assert finality is not None
+        status = "final" if finality.final(a.block_number) else "pending"
+        depth = finality.depth(a.block_number)
         out.append(AnchorStatus(seq, a.seq, a.tx, status, f"block {a.block_number}, depth {depth}"))
     return out
 

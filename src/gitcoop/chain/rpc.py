@@ -91,3 +91,37 @@ def _result(method: str, r: Any, url: str) -> Any:
     if "result" not in answer:
         raise GitOperationError(f"the Ethereum node at {url} answered {method} without a result")
     return answer["result"]
+
+
+class Finality:
+    """When a block counts as final: at or below the node's ``finalized`` block, or, with
+    ``confirmations`` given (a chain without the tag), that many blocks deep."""
+
+    def __init__(self, rpc: Rpc, confirmations: int | None) -> None:
+        self.latest = int(rpc.call("eth_blockNumber"), 16)
+        self._depth = confirmations
+        self._finalized = None if confirmations is not None else _finalized(rpc)
+
+    def final(self, block_number: int) -> bool:
+        """Whether the block ``block_number`` is final."""
+        if self._depth is not None:
+            return self.latest - block_number + 1 >= self._depth
+        assert self._finalized is not None
+        return block_number <= self._finalized
+
+    def depth(self, block_number: int) -> int:
+        """Blocks on top of ``block_number``, counting it."""
+        return self.latest - block_number + 1
+
+
+def _finalized(rpc: Rpc) -> int:
+    try:
+        block = rpc.call("eth_getBlockByNumber", "finalized", False)
+    except RpcError:
+        block = None
+    if not isinstance(block, dict) or "number" not in block:
+        raise GitOperationError(
+            f"the node at {rpc.url} names no finalized block",
+            hint="on a chain without the finalized tag, pass --confirmations N",
+        )
+    return int(block["number"], 16)
