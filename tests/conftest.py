@@ -1,12 +1,15 @@
-"""Hermetic git for every test: isolated HOME and config, fixed identity and dates."""
+"""Hermetic git for every test (isolated HOME and config, fixed identity and dates), and
+the one local Ethereum node the anchoring tests share."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from testing.anvil import Node, running
 from testing.world import Player, World, make_world
 
 
@@ -54,3 +57,18 @@ def behind(world: World) -> tuple[Player, Player]:
     ada.git("checkout", "-q", "-b", "ada")
     ada.coop("evaluate", ada.commit_score("0.62"))
     return m, ada
+
+
+@pytest.fixture(scope="session")
+def node() -> Iterator[Node]:
+    """One real local Ethereum node (anvil) for the whole run."""
+    with running() as started:
+        yield started
+
+
+@pytest.fixture
+def anvil(node: Node) -> Iterator[Node]:
+    """The node, with the chain put back as it was after the test (evm_snapshot/revert)."""
+    snapshot = node.call("evm_snapshot")
+    yield node
+    node.call("evm_revert", snapshot)

@@ -6,24 +6,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 
 import pytest
-from testing.anvil import BIN, Node, running
+from testing.anvil import BIN, Node
 from testing.world import Player, World, run
-
-
-@pytest.fixture(scope="session")
-def node() -> Iterator[Node]:
-    with running() as started:
-        yield started
-
-
-@pytest.fixture
-def anvil(node: Node) -> Iterator[Node]:
-    snapshot = node.call("evm_snapshot")
-    yield node
-    node.call("evm_revert", snapshot)
 
 
 def _anchor(

@@ -5,25 +5,11 @@ run, and the journal lets the next run finish with the same transaction."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from testing.anvil import Node, running
+from testing.anvil import Node
 from testing.rpcproxy import Proxy, proxying
 from testing.world import Player, World, run
-
-
-@pytest.fixture(scope="module")
-def node() -> Iterator[Node]:
-    with running() as started:
-        yield started
-
-
-@pytest.fixture
-def anvil(node: Node) -> Iterator[Node]:
-    snapshot = node.call("evm_snapshot")
-    yield node
-    node.call("evm_revert", snapshot)
 
 
 def _anchor(p: Player, url: str, key: str, check: bool = False):
