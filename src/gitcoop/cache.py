@@ -5,14 +5,13 @@ Nothing here is trusted by ``verify``; losing it only costs recomputation.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from gitcoop import _fs, canonical, constants, ledger
+from gitcoop import _fs, constants, ledger
 from gitcoop.errors import FormatError, GitcoopError
 from gitcoop.git import Repo
 from gitcoop.metric import decimal_text, parse_decimal
@@ -66,7 +65,7 @@ class AttestedIndex:
         if rec.entry.kind != "attestation":
             return
         try:
-            stmt = canonical.decode(base64.b64decode(rec.entry.envelope["payload"]))
+            stmt = rec.entry.payload()
             commit = stmt["subject"][0]["digest"]["gitCommit"]
             pred = stmt["predicate"]
             digest, keyid = pred["challenge"]["digest"], pred["signer"]["keyid"]

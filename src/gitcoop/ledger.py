@@ -7,6 +7,7 @@ so the chain is checkable without trusting git's SHA-1 object ids.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import random
 import re
@@ -47,6 +48,11 @@ class Entry(NamedTuple):
             "key": self.key,
             "envelope": self.envelope,
         }
+
+    def payload(self) -> Any:
+        """The envelope's payload, decoded but not verified: for reading entries a
+        verification has already proved. Raises GitcoopError, KeyError or ValueError."""
+        return canonical.decode(base64.b64decode(self.envelope["payload"]))
 
     def to_bytes(self) -> bytes:
         """Return the entry's canonical bytes (what ``prev`` of the next entry hashes)."""

@@ -161,9 +161,10 @@ class Timeline:
         # Keys that count for every entry they sign, whatever its seq: the usual case,
         # answered by one dictionary lookup an entry.
         self.always = {
-            k: v[0].member for k, v in self._spans.items() if len(v) == 1 and v[0].end is None
+            k: v[0].member
+            for k, v in self._spans.items()
+            if len(v) == 1 and v[0].end is None and not v[0].member.windowed
         }
-        self.always = {k: m for k, m in self.always.items() if not m.windowed}
         self.windowed = any(m.windowed for _, names in self.lists for m in names.values())
 
     def _apply(self, row: TrustRow) -> None:
@@ -219,22 +220,21 @@ class Timeline:
         after its holder pushed); after a list drops a key, what it signs never counts.
         """
         spans = self._spans.get(keyid)
-        if not spans:
-            return None
-        if seq < spans[0].start:
+        if spans and seq < spans[0].start:
             return spans[0].member
-        for span in spans:
-            if span.start <= seq and (span.end is None or seq < span.end):
-                return span.member
-        return None
+        return self._in_force(keyid, seq)
 
     def holds(self, keyid: str, seq: int, role: str) -> bool:
         """Whether the list in force at entry ``seq`` gives ``keyid`` the ``role`` (strictly:
         no counting from a later update, as ``member`` does for what contributors signed)."""
+        member = self._in_force(keyid, seq)
+        return member is not None and member.has(role)
+
+    def _in_force(self, keyid: str, seq: int) -> Member | None:
         for span in self._spans.get(keyid, ()):
             if span.start <= seq and (span.end is None or seq < span.end):
-                return span.member.has(role)
-        return False
+                return span.member
+        return None
 
     def names(self) -> dict[str, Member]:
         """The list in force at the end."""

@@ -10,7 +10,6 @@ answer with the same hash), never a second one for the same head.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
@@ -19,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitcoop import _fs, canonical, constants, ledger, records
+from gitcoop import _fs, constants, ledger, records
 from gitcoop.chain.rpc import Finality, Rpc, RpcError
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ConfigError, GitcoopError, VerificationError
@@ -160,7 +159,7 @@ def _lost(path: str | Path, url: str, seq: int) -> bool:
 
 
 def _body(rec: ledger.Record) -> dict[str, Any]:
-    obj = canonical.decode(base64.b64decode(rec.entry.envelope["payload"]))
+    obj = rec.entry.payload()
     return dict(obj["body"])
 
 

@@ -4,11 +4,10 @@ calldata against the ledger entry it names, its sender, and how deep it is."""
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitcoop import canonical, ledger, records
+from gitcoop import ledger, records
 from gitcoop.chain.anchor import calldata
 from gitcoop.chain.rpc import Finality, Rpc
 from gitcoop.commands import verify as verify_mod
@@ -37,7 +36,7 @@ def check(path: str | Path, url: str, confirmations: int | None = None) -> list[
     for rec in ledger.records(s.repo, s.head.commit):
         hashes[rec.entry.seq] = ledger.entry_hash(rec.data)
         if rec.entry.kind == "anchor":
-            obj = canonical.decode(base64.b64decode(rec.entry.envelope["payload"]))
+            obj = rec.entry.payload()
             anchors.append((rec.entry.seq, records.anchor_fields(obj["body"])))
     node = int(rpc.call("eth_chainId"), 16)
     finality = Finality(rpc, confirmations) if anchors else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -10,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from gitcoop import (
-    canonical,
     commitsig,
     history,
     keys,
@@ -86,7 +84,7 @@ class Scores:
     counts, why the others do not, and what the table alone would not say."""
 
     counted: dict[str, scoring.Scored] = field(default_factory=dict)
-    assurance: dict[str, str] = field(default_factory=dict)
+    assurance: dict[str, str] = field(default_factory=dict)  # of every trusted commit
     dropped: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -162,6 +160,7 @@ def _scores(
         else:  # one attestation, the usual case: nothing to compare or choose between
             scored = (row, member) = claim
             level = "ci" if evaluator in member.roles else "self"
+        assurance[commit] = level
         if required and _RANK[level] < required:
             out.dropped[commit] = f"assurance {level}; the challenge requires {ch.require}"
             continue
@@ -173,7 +172,6 @@ def _scores(
         if person is None:
             person = people[who] = scoring.Contributor(who[0], by.names.get(who[0], who[1]), who[1])
         counted[commit] = scoring.Scored(Decimal(scored[0].score), person)
-        assurance[commit] = level
     return out
 
 
@@ -251,7 +249,7 @@ def _times(repo: Repo, head: verify_mod.Position, seqs: list[int]) -> dict[int, 
     for seq in seqs:
         at = (head.seq - seq) * 40  # 20 bytes of commit id, then 20 of its tree
         rec = ledger.read_record(repo, ids[at : at + 20].hex())
-        statement = canonical.decode(base64.b64decode(rec.entry.envelope["payload"]))
+        statement = rec.entry.payload()
         out[seq] = str(statement["predicate"]["time"])
     return out
 
@@ -324,6 +322,43 @@ def _mismatches(
     return notes
 
 
+@dataclass(frozen=True)
+class _View:
+    """A verified ledger as credit reads it: one challenge version and the trust lists."""
+
+    s: Session
+    head: verify_mod.Position
+    version: versions.Version
+    pin: pinned.Pinned
+    timeline: trust.Timeline
+
+    def rows(self, commit: str | None = None) -> tuple[Iterable[vindex.Row], dict[int, str]]:
+        """The verified rows (of ``commit`` only, when given), and the signed times of
+        those a validity window judges."""
+        rows: Iterable[vindex.Row] = verify_mod.verified_rows(self.s.repo, self.head)
+        if commit is not None:
+            rows = [r for r in rows if r.commit == commit]
+        if not self.timeline.windowed:  # only then is when each entry was signed worth reading
+            return rows, {}
+        rows = list(rows)
+        windowed = [r.seq for r in rows if _windowed(self.timeline, r)]
+        return rows, _times(self.s.repo, self.head, windowed)
+
+
+def _view(path: str | Path, version: int | None) -> _View:
+    """Verify the ledger (incrementally) and open challenge ``version`` (None: in force);
+    raises ConfigError for a version that does not exist."""
+    verified = verify_mod.verify(path)
+    s = open_session(path)
+    assert verified.head is not None
+    try:
+        v = versions.numbered(verified.versions, version)
+    except LookupError as exc:
+        raise ConfigError(str(exc), hint="git coop log lists the challenge updates") from None
+    pin = pinned.load(s.repo, v.tree, v.digest, s.local / "challenges")
+    return _View(s, verified.head, v, pin, trust.Timeline(verified.trust))
+
+
 def credit(
     path: str | Path = ".", *, rev: str | None = None, version: int | None = None
 ) -> CreditReport:
@@ -333,26 +368,13 @@ def credit(
     Raises VerificationError/SecurityError when the ledger does not verify, ConfigError
     for a revision that is not part of the challenge or a version that does not exist.
     """
-    verified = verify_mod.verify(path)
-    head = verified.head
-    s = open_session(path)
-    assert head is not None
-    try:
-        v = versions.numbered(verified.versions, version)
-    except LookupError as exc:
-        raise ConfigError(str(exc), hint="git coop log lists the challenge updates") from None
-    pin = pinned.load(s.repo, v.tree, v.digest, s.local / "challenges")
-    ch = pin.challenge
-    tip = s.repo.resolve(rev or f"refs/heads/{ch.branch}")
-    nodes, side_parent, facts = _mainline(s, pin, tip)
-    timeline = trust.Timeline(verified.trust)
-    rows: Iterable[vindex.Row] = verify_mod.verified_rows(s.repo, head)
-    times: dict[int, str] = {}
-    if timeline.windowed:  # only then is when each entry was signed worth reading
-        rows = list(rows)
-        times = _times(s.repo, head, [r.seq for r in rows if _windowed(timeline, r)])
+    view = _view(path, version)
+    ch = view.pin.challenge
+    tip = view.s.repo.resolve(rev or f"refs/heads/{ch.branch}")
+    nodes, side_parent, facts = _mainline(view.s, view.pin, tip)
+    rows, times = view.rows()
     signed = {n.commit: f.signed for n, f in zip(nodes, facts, strict=True) if f.signed}
-    got = _scores(rows, ch, pin.digest, timeline, times, signed)
+    got = _scores(rows, ch, view.pin.digest, view.timeline, times, signed)
     result = scoring.compute(
         nodes,
         got.counted,
@@ -367,7 +389,7 @@ def credit(
         ch.metric.direction,
         result,
         notes,
-        v.number,
+        view.version.number,
         [n.commit for n in nodes],
         got.counted,
     )
@@ -376,19 +398,11 @@ def credit(
 def assurance(path: str | Path, commit: str) -> dict[str, Any]:
     """How one commit stands under the challenge in force: its assurance level, whether it
     counts for credit, and why not (``show`` reports it). Verifies the ledger first."""
-    verified = verify_mod.verify(path)
-    s = open_session(path)
-    assert verified.head is not None
-    v = versions.numbered(verified.versions, None)
-    pin = pinned.load(s.repo, v.tree, v.digest, s.local / "challenges")
-    timeline = trust.Timeline(verified.trust)
-    rows = [r for r in verify_mod.verified_rows(s.repo, verified.head) if r.commit == commit]
-    times = {}
-    if timeline.windowed:
-        times = _times(s.repo, verified.head, [r.seq for r in rows if _windowed(timeline, r)])
-    got = _scores(rows, pin.challenge, pin.digest, timeline, times, {})
+    view = _view(path, None)
+    rows, times = view.rows(commit)
+    got = _scores(rows, view.pin.challenge, view.pin.digest, view.timeline, times, {})
+    level = got.assurance.get(commit)
     if commit in got.counted:
-        return {"level": got.assurance[commit], "counts": True, "reason": None}
+        return {"level": level, "counts": True, "reason": None}
     why = got.dropped.get(commit, "no verified attestation under the challenge in force")
-    level = why.split(";")[0].removeprefix("assurance ") if why.startswith("assurance ") else None
     return {"level": level, "counts": False, "reason": why}
