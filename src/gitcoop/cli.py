@@ -640,18 +640,14 @@ def ci_plan(
 ) -> None:
     """List the challenge branch's commits no evaluator has scored, cut into shards: a
     GitHub Actions matrix (also written to GITHUB_OUTPUT as matrix and count)."""
-    from gitcoop.ci.batch import plan
+    from gitcoop.ci.batch import matrix, plan, write_outputs
     from gitcoop.session import open_session
 
     with _errors(), _watching_ledger(notes=False):
         cut = plan(open_session("."), shards)
-        matrix = {"include": [{"shard": i, "commits": " ".join(c)} for i, c in enumerate(cut, 1)]}
-        text = json.dumps(matrix, separators=(",", ":"))
-        if os.environ.get("GITHUB_OUTPUT"):
-            count = sum(len(c) for c in cut)
-            with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as fh:
-                fh.write(f"matrix={text}\ncount={count}\n")
-    _say(text)
+        output = os.environ.get("GITHUB_OUTPUT")
+        write_outputs(Path(output) if output else None, cut)
+    _say(matrix(cut))
 
 
 @ci_app.command("score")

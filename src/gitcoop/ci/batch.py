@@ -16,7 +16,7 @@ from typing import Any
 from gitcoop import _fs, _gitcli, cache, keys, records, trust
 from gitcoop.commands import verify as verify_mod
 from gitcoop.commands.evaluate import Scored, Scorer, attest, environment
-from gitcoop.errors import ConfigError, FormatError
+from gitcoop.errors import ConfigError, FormatError, GitcoopError
 from gitcoop.metric import decimal_text
 from gitcoop.session import Session, identity
 
@@ -167,8 +167,8 @@ def _read(path: Path, digest: str) -> list[Result]:
         try:
             out.append(
                 Result(
-                    _hex40(item["commit"]),
-                    _hex40(item["tree"]),
+                    object_id(item["commit"]),
+                    object_id(item["tree"]),
                     None if item["score"] is None else str(item["score"]),
                     int(item["durationMs"]),
                     None if item.get("error") is None else str(item["error"])[:500],
@@ -179,8 +179,31 @@ def _read(path: Path, digest: str) -> list[Result]:
     return out
 
 
-def _hex40(value: object) -> str:
+def object_id(value: object) -> str:
+    """``value`` when it is a full object id (40 lowercase hex digits); else ValueError."""
     text = str(value)
     if len(text) != 40 or any(c not in "0123456789abcdef" for c in text):
         raise ValueError("not a full object id")
     return text
+
+
+def matrix(cut: list[list[str]]) -> str:
+    """The shards as a GitHub Actions matrix (compact JSON): one entry per shard."""
+    shards = [{"shard": i, "commits": " ".join(c)} for i, c in enumerate(cut, 1)]
+    return json.dumps({"include": shards}, separators=(",", ":"))
+
+
+def write_outputs(path: Path | None, cut: list[list[str]]) -> None:
+    """Append the step outputs ``matrix`` and ``count`` to ``GITHUB_OUTPUT`` (``path``)."""
+    append(path, f"matrix={matrix(cut)}\ncount={sum(map(len, cut))}\n")
+
+
+def append(path: Path | None, text: str) -> None:
+    """Append ``text`` to a runner file (job summary, step outputs); nothing without one."""
+    if path is None:
+        return
+    try:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise GitcoopError(f"cannot write {path}: {exc.strerror}") from None

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from gitcoop import _gitcli
+from gitcoop.ci.batch import append, object_id, plan, write_outputs
 from gitcoop.commands.credit import CreditReport, credit
 from gitcoop.commands.evaluate import Scorer
-from gitcoop.errors import ConfigError, GitcoopError, MetricError
+from gitcoop.errors import ConfigError, MetricError
 from gitcoop.metric import decimal_text
 from gitcoop.session import Session, open_session
 
@@ -96,8 +97,8 @@ class PullRequest:
             head_repo = (pr["head"].get("repo") or {}).get("full_name")
             return cls(
                 int(pr["number"]),
-                _sha(pr["head"]["sha"]),
-                _sha(pr["base"]["sha"]),
+                object_id(pr["head"]["sha"]),
+                object_id(pr["base"]["sha"]),
                 head_repo != repository,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -105,13 +106,6 @@ class PullRequest:
                 f"the pull_request payload lacks a valid {exc.args[0] if exc.args else 'field'}",
                 hint="run on pull_request events; the payload is GitHub's",
             ) from None
-
-
-def _sha(value: object) -> str:
-    text = str(value)
-    if len(text) != 40 or any(c not in "0123456789abcdef" for c in text):
-        raise ValueError("sha")
-    return text
 
 
 @dataclass(frozen=True)
@@ -149,16 +143,13 @@ def push(
 ) -> int:
     """Plan the scoring of a push to the challenge branch: the outputs ``matrix`` and
     ``count`` feed a matrix of ``git coop ci score`` jobs (nothing runs or signs here)."""
-    from gitcoop.ci import batch
-
     s = open_session(path)
     branch = f"refs/heads/{s.pinned.challenge.branch}"
     if not isinstance(event.get("ref"), str):
         raise ConfigError("the push payload lacks a valid ref", hint="run on push events")
-    cut = batch.plan(s, 4) if event["ref"] == branch else []
-    matrix = {"include": [{"shard": i, "commits": " ".join(c)} for i, c in enumerate(cut, 1)]}
+    cut = plan(s, 4) if event["ref"] == branch else []
     count = sum(map(len, cut))
-    _append(runner.output, f"matrix={json.dumps(matrix, separators=(',', ':'))}\ncount={count}\n")
+    write_outputs(runner.output, cut)
     say(
         f"gitcoop: {count} commits to score in {len(cut)} shards"
         if event["ref"] == branch
@@ -179,8 +170,8 @@ def pull_request(
     s = open_session(path)
     report = _score(s, pr)
     text = markdown(report)
-    _append(runner.summary, text + "\n")
-    _append(
+    append(runner.summary, text + "\n")
+    append(
         runner.output,
         f"score={decimal_text(report.score)}\ndelta={decimal_text(report.delta)}\n",
     )
@@ -287,13 +278,3 @@ def _cell(text: str) -> str:
 
 def _label(text: str) -> str:
     return "".join(c for c in text if c.isalnum() or c in " ._-")[:40] or "score"
-
-
-def _append(path: Path | None, text: str) -> None:
-    if path is None:
-        return
-    try:
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(text)
-    except OSError as exc:
-        raise GitcoopError(f"cannot write {path}: {exc.strerror}") from None
