@@ -22,6 +22,10 @@ from gitcoop.session import Session
 from gitcoop.workspace import prepare, worktree
 
 Report = Callable[[str], None]
+# on_progress(done, total, commit): called as ``commit`` starts scoring and again as it
+# finishes, ``done`` of ``total`` metric runs finished; one call at a time, from the worker
+# threads when scoring in parallel.
+OnProgress = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,7 @@ def _needed(s: Session, todo: list[str], index: cache.AttestedIndex, baseline: s
 
 
 def _score_stream(
-    s: Session, commits: list[str], jobs: int, report: Report
+    s: Session, commits: list[str], jobs: int, report: Report, on_progress: OnProgress
 ) -> Iterator[tuple[str, Scored]]:
     """Scores in the order of ``commits`` as they complete, so attesting can start early.
 
@@ -144,8 +148,16 @@ def _score_stream(
     inline = jobs <= 1 or len(commits) <= 1
     per_thread = threading.local()
     scorers: list[Scorer] = []
+    finished, counting = 0, threading.Lock()
+
+    def tick(c: str, step: int) -> None:
+        nonlocal finished
+        with counting:
+            finished += step
+            on_progress(finished, len(commits), c)
 
     def task(c: str) -> tuple[str, Scored]:
+        tick(c, 0)
         scorer = getattr(per_thread, "scorer", None)
         if scorer is None:
             repo = s.repo if inline else open_repo(s.repo.common_dir)
@@ -153,6 +165,7 @@ def _score_stream(
             scorers.append(scorer)
         out = scorer.score(c)
         what = out.error or f"{out.score}{' (cached)' if out.cached else ''}"
+        tick(c, 1)
         report(f"scored {c[:12]}: {what}")
         return c, out
 
@@ -256,10 +269,12 @@ def evaluate(
     *,
     jobs: int = 1,
     report: Report = lambda _: None,
+    on_progress: OnProgress = lambda _done, _total, _commit: None,
 ) -> list[Outcome]:
     """Score and attest ``commits`` (parents first); commits this key already attested
     under the current challenge are reported and left alone. Never raises for a metric
-    failure: the outcome carries the error."""
+    failure: the outcome carries the error. ``on_progress`` follows the metric runs, which
+    include parents scored for a delta."""
     index = cache.load_index(s.repo, s.local)
     digest = s.pinned.digest
     ordered = list(dict.fromkeys(commits))
@@ -268,7 +283,7 @@ def evaluate(
     scored: dict[str, Scored] = {}
     wanted = set(todo)
     last: ledger.Head | None = None
-    for c, got in _score_stream(s, _needed(s, todo, index, s.baseline), jobs, report):
+    for c, got in _score_stream(s, _needed(s, todo, index, s.baseline), jobs, report, on_progress):
         scored[c] = got
         if c not in wanted:
             continue

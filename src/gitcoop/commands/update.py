@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gitcoop import _gitcli, constants, ledger, pinned, records, trust, versions
 from gitcoop.commands import verify as verify_mod
-from gitcoop.commands.evaluate import Outcome, Report, evaluate
+from gitcoop.commands.evaluate import OnProgress, Outcome, Report, evaluate
 from gitcoop.errors import ConfigError
 from gitcoop.session import Session, open_session, signer_for
 
@@ -56,7 +56,12 @@ def update(path: str | Path = ".", rev: str | None = None) -> Updated:
 
 
 def rescore(
-    s: Session, version: int | None, *, jobs: int = 1, report: Report | None = None
+    s: Session,
+    version: int | None,
+    *,
+    jobs: int = 1,
+    report: Report | None = None,
+    on_progress: OnProgress | None = None,
 ) -> tuple[int, list[Outcome]]:
     """Score the challenge branch's first-parent history, from the baseline, under the
     version in force (``version`` must name it); return (that version, the outcomes).
@@ -81,5 +86,13 @@ def rescore(
             hint="rescore the branch that grew from the challenge",
         )
     commits = commits[commits.index(s.baseline) :]
-    outcomes = evaluate(s, commits, key, signer, jobs=jobs, report=report or (lambda _: None))
+    outcomes = evaluate(
+        s,
+        commits,
+        key,
+        signer,
+        jobs=jobs,
+        report=report or (lambda _: None),
+        on_progress=on_progress or (lambda _done, _total, _commit: None),
+    )
     return current.number, outcomes
