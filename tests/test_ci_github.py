@@ -184,3 +184,29 @@ def test_a_push_is_planned_for_the_scoring_matrix(
     else:
         assert (plan, count) == ({"include": []}, "count=0")
         assert "not the challenge branch" in proc.stderr
+
+
+def test_a_name_cannot_inject_markup_into_the_pull_request_comment() -> None:
+    from decimal import Decimal
+
+    from gitcoop.ci.github import Report, markdown
+
+    hostile = "x](https://evil.example) ![img](https://evil.example/i.png) | <b>|"
+    report = Report(
+        7,
+        "a" * 40,
+        "b" * 40,
+        "accuracy",
+        Decimal("0.9"),
+        Decimal("0.8"),
+        Decimal("0.1"),
+        2,
+        [(hostile, Decimal("0.95"), "c" * 40)],
+        [Decimal("0.8")],
+    )
+    text = markdown(report)
+    (row,) = [ln for ln in text.splitlines() if ln.startswith("| 1 |")]
+    assert row.replace("\\|", "").count("|") == 5  # the name did not add a column
+    assert "](" not in row.replace("\\](", "")  # every link bracket is escaped
+    assert "<b>" not in row and "https://" not in row
+    assert "| 2 | **this pull request** |" in text

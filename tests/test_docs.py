@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gitcoop.cli import app, challenge_app, ci_app, hook_app, key_app, server_app
+from gitcoop.cli import app, challenge_app, ci_app, hook_app, key_app, round_app, server_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,6 +20,7 @@ def _commands() -> list[str]:
     names += [f"server {c.name}" for c in server_app.registered_commands]
     names += [f"challenge {c.name}" for c in challenge_app.registered_commands]
     names += [f"ci {c.name}" for c in ci_app.registered_commands]
+    names += [f"round {c.name}" for c in round_app.registered_commands]
     return names
 
 

@@ -8,6 +8,8 @@ through float. The schema is a table of field specs; each spec converts and chec
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 import posixpath
 import re
@@ -64,6 +66,9 @@ _DIGEST_RE: Final = re.compile(r"sha256:[0-9a-fA-F]{64}")
 _INT_RE: Final = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 _DECIMAL_RE: Final = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _IDENT_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TIME_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+# An amount must fit a uint256 to be claimed on chain; a pool this size is never real.
+_MAX_POOL: Final = 10**30
 _REF_FORBIDDEN_RE: Final = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 
@@ -89,6 +94,32 @@ class MetricConfig:
 
 
 @dataclass(frozen=True)
+class Round:
+    """A time-boxed round: entries signed at or after ``start`` and before ``end`` (UTC,
+    RFC 3339 as gitcoop writes times) compete in it."""
+
+    name: str
+    start: str
+    end: str
+
+    def holds(self, time: str) -> bool:
+        """Whether an entry signed at ``time`` falls in the round."""
+        return self.start <= time < self.end
+
+
+@dataclass(frozen=True)
+class Rewards:
+    """What one payout distributes: ``pool`` whole units of ``unit``, by ``rule``."""
+
+    pool: int
+    unit: str
+    rule: str
+
+
+REWARD_RULES: Final = ("proportional", "records", "best")
+
+
+@dataclass(frozen=True)
 class Challenge:
     """A validated challenge file; build it with `parse_challenge`."""
 
@@ -102,6 +133,20 @@ class Challenge:
     on_error: str
     require: str = "self"  # the assurance an attestation needs to count
     tolerance: Decimal | None = None  # how far two reproductions may differ (None: min_delta)
+    lineage: Decimal = Decimal(0)  # the part of an improvement passed to the one it built on
+    rounds: tuple[Round, ...] = ()  # sorted by start, never overlapping
+    rewards: Rewards | None = None
+
+    def round(self, name: str) -> Round:
+        """The round called ``name``; raises ConfigError naming the rounds there are."""
+        for r in self.rounds:
+            if r.name == name:
+                return r
+        known = ", ".join(r.name for r in self.rounds) or "none"
+        raise ConfigError(
+            f"the challenge has no round {name!r} (rounds: {known})",
+            hint="rounds are listed under rounds: in .coop/challenge.yaml",
+        )
 
     @property
     def agreement(self) -> Decimal:
@@ -135,7 +180,17 @@ class Challenge:
             "data": dict(self.data),
             "credit": self._credit_json(),
             "hook": {"on_error": self.on_error},
+            **self._rules_json(),
         }
+
+    def _rules_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.rounds:
+            out["rounds"] = [{"name": r.name, "start": r.start, "end": r.end} for r in self.rounds]
+        if self.rewards is not None:
+            w = self.rewards
+            out["rewards"] = {"pool": str(w.pool), "unit": w.unit, "rule": w.rule}
+        return out
 
     def _credit_json(self) -> dict[str, str]:
         # Settings at their defaults are left out, so the digest of a challenge that
@@ -145,6 +200,8 @@ class Challenge:
             out["require"] = self.require
         if self.tolerance is not None:
             out["tolerance"] = _plain_decimal(self.tolerance)
+        if self.lineage:
+            out["lineage"] = _plain_decimal(self.lineage)
         return out
 
     @classmethod
@@ -172,6 +229,9 @@ class Challenge:
             str(obj["hook"]["on_error"]),
             str(obj["credit"].get("require", "self")),
             None if "tolerance" not in obj["credit"] else Decimal(obj["credit"]["tolerance"]),
+            Decimal(obj["credit"].get("lineage", "0")),
+            tuple(Round(r["name"], r["start"], r["end"]) for r in obj.get("rounds", ())),
+            None if "rewards" not in obj else _rewards_from_json(obj["rewards"]),
         )
         if challenge.to_json() != obj:
             raise ValueError("challenge cache does not round-trip")
@@ -187,6 +247,10 @@ class Challenge:
         # The implicit pattern is checked even if a hand-built Challenge left it out.
         patterns = (IMPLICIT_PROTECT, *self.protect)
         return any(_glob_regex(pattern).fullmatch(clean) for pattern in patterns)
+
+
+def _rewards_from_json(obj: Any) -> Rewards:
+    return Rewards(int(obj["pool"]), str(obj["unit"]), str(obj["rule"]))
 
 
 # --------------------------------------------------------------------------- public functions
@@ -647,6 +711,85 @@ def _min_delta(node: _Node, path: str) -> Decimal:
     return _canonical_decimal(delta)
 
 
+def _lineage(node: _Node, path: str) -> Decimal:
+    part = _decimal(node, path, strings=True)
+    if not 0 <= part < 1:
+        hint = "0 keeps lineage off; 0.25 passes a quarter of each improvement back"
+        raise _wrong(node, path, "a decimal number >= 0 and < 1", hint)
+    return _canonical_decimal(part)
+
+
+def _time(node: _Node, path: str) -> str:
+    # YAML reads an unquoted date-time as a timestamp: accepted, as written, when it is
+    # the one spelling records use, so comparing two times is comparing two strings.
+    if _kind(node) not in ("string", "timestamp") or not _TIME_RE.fullmatch(node.text):
+        hint = 'write UTC with seconds, as in "2026-01-31T23:59:59Z"'
+        raise _wrong(node, path, "a UTC time YYYY-MM-DDTHH:MM:SSZ", hint)
+    try:
+        dt.datetime.strptime(node.text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        raise _wrong(node, path, "a real date and time") from None
+    return node.text
+
+
+_ROUND_FIELDS: Final = {
+    "name": _Field(_name),
+    "start": _Field(_time),
+    "end": _Field(_time),
+}
+
+
+def _rounds(node: _Node, path: str) -> tuple[Round, ...]:
+    if _kind(node) == "null":
+        return ()
+    if _kind(node) != "list":
+        raise _wrong(node, path, "a list of rounds, each with name, start and end")
+    found: list[tuple[int, Round]] = []
+    for index, item in enumerate(node.items):
+        where = f"{path}[{index}]"
+        v = _mapping_fields(item, where, _ROUND_FIELDS)
+        r = Round(v["name"], v["start"], v["end"])
+        if r.end <= r.start:
+            raise _Invalid(item.line, f"{where} ({r.name}) ends before it starts")
+        for _, other in found:
+            if other.name == r.name:
+                raise _Invalid(item.line, f"{where}: a second round named {r.name!r}")
+        found.append((item.line, r))
+    found.sort(key=lambda pair: pair[1].start)
+    for (_, before), (line, after) in itertools.pairwise(found):
+        if after.start < before.end:
+            message = f"{path}: round {after.name!r} starts before round {before.name!r} ends"
+            raise _Invalid(line, message, "rounds must not overlap")
+    return tuple(r for _, r in found)
+
+
+def _pool(node: _Node, path: str) -> int:
+    pool = _integer(node, path) if _kind(node) == "integer" else None
+    if pool is None or not 0 < pool < _MAX_POOL:
+        hint = "the pool is a whole number of the smallest unit, e.g. cents"
+        raise _wrong(node, path, "a positive integer", hint)
+    return pool
+
+
+def _unit(node: _Node, path: str) -> str:
+    unit = _string(node, path)
+    if not _NAME_RE.fullmatch(unit):
+        raise _wrong(node, path, "1-64 characters from A-Z a-z 0-9 . _ -")
+    return unit
+
+
+_REWARD_FIELDS: Final = {
+    "pool": _Field(_pool),
+    "unit": _Field(_unit, "units"),
+    "rule": _Field(_choice(*REWARD_RULES), "proportional"),
+}
+
+
+def _rewards(node: _Node, path: str) -> Rewards:
+    v = _mapping_fields(node, path, _REWARD_FIELDS)
+    return Rewards(v["pool"], v["unit"], v["rule"])
+
+
 # --------------------------------------------------------------------------- paths and globs
 
 # Checks shared by protect patterns and data paths, as (violated?, reason) pairs, applied to
@@ -751,6 +894,7 @@ _CREDIT_FIELDS: Final = {
     "min_delta": _Field(_min_delta, Decimal(0)),
     "require": _Field(_choice(*ASSURANCE_LEVELS), "self"),
     "tolerance": _Field(_min_delta, None),
+    "lineage": _Field(_lineage, Decimal(0)),
 }
 _HOOK_FIELDS: Final = {"on_error": _Field(_choice("refuse", "warn"), "refuse")}
 _TOP_FIELDS: Final = {
@@ -762,6 +906,8 @@ _TOP_FIELDS: Final = {
     "data": _Field(_data, ()),
     "credit": _Field(_section(_CREDIT_FIELDS), _section_defaults(_CREDIT_FIELDS)),
     "hook": _Field(_section(_HOOK_FIELDS), _section_defaults(_HOOK_FIELDS)),
+    "rounds": _Field(_rounds, ()),
+    "rewards": _Field(_rewards, None),
 }
 
 
@@ -777,6 +923,9 @@ def _build(values: Mapping[str, Any]) -> Challenge:
         on_error=values["hook"]["on_error"],
         require=values["credit"]["require"],
         tolerance=values["credit"]["tolerance"],
+        lineage=values["credit"]["lineage"],
+        rounds=values["rounds"],
+        rewards=values["rewards"],
     )
 
 

@@ -39,6 +39,8 @@ challenge_app = typer.Typer(
     help="Change the challenge as a new signed version (maintainers).", no_args_is_help=True
 )
 app.add_typer(challenge_app, name="challenge")
+round_app = typer.Typer(help="Fix a round's result (maintainers).", no_args_is_help=True)
+app.add_typer(round_app, name="round")
 ci_app = typer.Typer(help="Run gitcoop as a continuous-integration step.", no_args_is_help=True)
 app.add_typer(ci_app, name="ci")
 
@@ -234,6 +236,17 @@ def init(
         _say(f"installed the pre-push hook at {result.hook}")
 
 
+ProgressOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Show a progress bar on stderr (default: when stderr is a terminal, CI is not "
+        "set and TERM is not dumb).",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
 def evaluate(
     revs: Annotated[
@@ -241,17 +254,22 @@ def evaluate(
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Metric runs in parallel.")] = 1,
     as_json: JsonOpt = False,
+    progress: ProgressOpt = None,
 ) -> None:
     """Score commits, sign attestations and append them to the ledger."""
     from gitcoop.commands.evaluate import evaluate as run
     from gitcoop.commands.evaluate import first_error
+    from gitcoop.progress import Progress
     from gitcoop.session import open_session, signer_for
 
     with _errors(), _watching_ledger(notes=True):
         s = open_session(".")
         commits = [c for r in (revs or ["HEAD"]) for c in s.repo.resolve_many(r)]
         key, signer, _ = signer_for(s.repo, s.repo.workdir)
-        outcomes = run(s, commits, key, signer, jobs=jobs, report=_err)
+        with Progress("scoring", enabled=progress) as bar:
+            outcomes = run(
+                s, commits, key, signer, jobs=jobs, report=bar.write, on_progress=bar.update
+            )
         error = first_error(outcomes)
     if as_json:
         _dump(
@@ -291,14 +309,18 @@ MetricVersionOpt = Annotated[
 def rescore(
     version: MetricVersionOpt = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Metric runs in parallel.")] = 1,
+    progress: ProgressOpt = None,
 ) -> None:
     """Score the challenge branch's history under the challenge version in force."""
     from gitcoop.commands.evaluate import first_error
     from gitcoop.commands.update import rescore as run
+    from gitcoop.progress import Progress
     from gitcoop.session import open_session
 
-    with _errors(), _watching_ledger(notes=True):
-        number, outcomes = run(open_session("."), version, jobs=jobs, report=_err)
+    with _errors(), _watching_ledger(notes=True), Progress("scoring", enabled=progress) as bar:
+        number, outcomes = run(
+            open_session("."), version, jobs=jobs, report=bar.write, on_progress=bar.update
+        )
         error = first_error(outcomes)
     done = sum(o.attested for o in outcomes)
     _say(
@@ -483,6 +505,15 @@ def anchor(
         )
 
 
+RoundOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--round",
+        help="Only this round (rounds: in challenge.yaml); a closed round as it was closed.",
+    ),
+]
+
+
 @app.command()
 def credit(
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
@@ -491,13 +522,14 @@ def credit(
         str | None, typer.Option(help="Branch or commit (default: the challenge branch).")
     ] = None,
     version: MetricVersionOpt = None,
+    round_name: RoundOpt = None,
 ) -> None:
     """Who improved the score, and by how much (verifies the ledger first)."""
     from gitcoop.commands.credit import credit as run
     from gitcoop.render import credit_text
 
     with _errors(), _watching_ledger(notes=False):
-        report = run(".", rev=rev, version=version).to_json()
+        report = run(".", rev=rev, version=version, round_name=round_name).to_json()
     if as_json or fmt is Format.json:
         _dump(report)
     else:
@@ -850,6 +882,109 @@ def hook_uninstall() -> None:
     with _errors():
         hooks.uninstall(_workdir(open_repo(".")))
     _say("removed the gitcoop pre-push hook")
+
+
+@app.command()
+def leaderboard(
+    as_json: JsonOpt = False,
+    round_name: RoundOpt = None,
+    version: MetricVersionOpt = None,
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Show the top N commits.")] = 10,
+) -> None:
+    """The best score per contributor and per commit, ranked; scores rounded to min_delta."""
+    from gitcoop.commands.leaderboard import leaderboard as run
+    from gitcoop.render import leaderboard_text
+
+    with _errors(), _watching_ledger(notes=False):
+        board = run(".", round_name=round_name, version=version).to_json()
+    if as_json:
+        _dump(board)
+    else:
+        _say(leaderboard_text(board, top))
+
+
+@app.command()
+def payout(
+    round_name: RoundOpt = None,
+    version: MetricVersionOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    with_merkle: Annotated[
+        bool,
+        typer.Option(
+            "--merkle",
+            help="Print the Merkle root of the payees with a proven Ethereum address, and "
+            "each one's proof (OpenZeppelin StandardMerkleTree of address, uint256).",
+        ),
+    ] = False,
+) -> None:
+    """Split the reward pool by the challenge's rule: whole units that sum to the pool."""
+    from gitcoop.commands.payout import csv_text, merkle
+    from gitcoop.commands.payout import payout as run
+    from gitcoop.render import payout_text
+
+    if sum((as_json, as_csv, with_merkle)) > 1:
+        _err("gitcoop: error: choose one of --json, --csv and --merkle")
+        raise typer.Exit(int(ExitCode.USAGE))
+    with _errors(), _watching_ledger(notes=False):
+        report = run(".", round_name=round_name, version=version)
+        tree = merkle(report) if with_merkle else None
+    if tree is not None:
+        _dump(tree)
+    elif as_json:
+        _dump(report.to_json())
+    elif as_csv:
+        sys.stdout.write(csv_text(report))
+    else:
+        _say(payout_text(report.to_json()))
+
+
+@app.command()
+def report(
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Write one self-contained HTML page here.")
+    ] = None,
+    md_out: Annotated[
+        Path | None, typer.Option("--markdown", help="Write Markdown here (- for stdout).")
+    ] = None,
+    round_name: RoundOpt = None,
+    version: MetricVersionOpt = None,
+    rpc: Annotated[
+        str | None, typer.Option("--rpc", help="Check each anchor against this node.")
+    ] = None,
+) -> None:
+    """A report to look at: leaderboard, score chart, credit, payout, verification."""
+    from gitcoop.commands.report import data, write
+
+    if (html_out is None) == (md_out is None):
+        _err("gitcoop: error: give one of --html FILE and --markdown FILE")
+        raise typer.Exit(int(ExitCode.USAGE))
+    options: dict[str, Any] = {"round_name": round_name, "version": version, "rpc": rpc}
+    with _errors(), _watching_ledger(notes=False):
+        if md_out is not None and str(md_out) == "-":
+            from gitcoop.report import markdown
+
+            sys.stdout.write(markdown(data(".", **options)))
+            return
+        out = html_out or md_out
+        assert out is not None
+        write(".", out, markdown=md_out is not None, **options)
+    _say(f"wrote {out}")
+
+
+@round_app.command("close")
+def round_close(
+    name: Annotated[str, typer.Argument(help="The round, as challenge.yaml names it.")],
+) -> None:
+    """Fix the round's result with a signed round-close entry (after the round's end)."""
+    from gitcoop.commands.round_close import close
+
+    with _errors(), _watching_ledger(notes=False):
+        done = close(".", name)
+    _say(
+        f"closed round {done.name} at {done.tip[:12]} (result sha256 {done.result[:16]}); "
+        f"recorded as ledger entry #{done.seq}: publish it with git coop sync"
+    )
 
 
 def main() -> int:

@@ -20,7 +20,15 @@ from gitcoop import canonical, constants
 from gitcoop.errors import FormatError, GitOperationError, LedgerConflict, VerificationError
 from gitcoop.git import Repo
 
-KINDS = ("genesis", "attestation", "challenge-update", "trust-update", "anchor", "review")
+KINDS = (
+    "genesis",
+    "attestation",
+    "challenge-update",
+    "trust-update",
+    "anchor",
+    "review",
+    "round-close",
+)
 _FIELDS = {"version", "seq", "prev", "kind", "challenge", "origin", "key", "envelope"}
 _PATIENCE = 10.0  # seconds a writer keeps retrying a lost compare-and-swap
 

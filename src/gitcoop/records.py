@@ -463,6 +463,31 @@ def challenge_update_fields(body: dict[str, Any]) -> tuple[str, str, int, int]:
     )
 
 
+def round_close_body(digest: str, origin: str, name: str, tip: str, result: str) -> dict[str, Any]:
+    """The body of a round-close event: the round, the challenge branch's commit it was
+    closed at, and the SHA-256 of its canonical credit result; bound to one ledger."""
+    return {
+        "challenge": {"digest": digest, "origin": origin},
+        "round": name,
+        "tip": tip,
+        "result": result,
+    }
+
+
+def round_close_fields(body: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    """(challenge digest, origin, round, tip, result) of a round-close body; raises
+    FormatError."""
+    d = _dict(body, "round-close", {"challenge", "round", "tip", "result"})
+    ch = _dict(d["challenge"], "challenge", {"digest", "origin"})
+    return (
+        _match(ch, "digest", _DIGEST),
+        _match(ch, "origin", _HEX64),
+        _str(d, "round"),
+        _match(d, "tip", _SHA1),
+        _match(d, "result", _HEX64),
+    )
+
+
 _HEXHASH = re.compile(r"0x[0-9a-fA-F]{64}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 

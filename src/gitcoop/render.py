@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,31 @@ CREDIT_COLUMNS = (
 )
 
 
+_MD_ESCAPES = str.maketrans(
+    {
+        "\\": "\\\\",
+        "|": "\\|",
+        "`": "\\`",
+        "[": "\\[",
+        "]": "\\]",
+        "*": "\\*",
+        "_": "\\_",
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+    }
+)
+# GitHub turns bare "http://…" and "www.…" into links; a backslash breaks the pattern.
+_AUTOLINK = re.compile(r"(?i):(?=//)|(?<=www)\.")
+
+
+def inert_markdown(text: str) -> str:
+    """One line of inert Markdown text: a name a stranger chose cannot end a table cell,
+    start markup, an HTML tag or a link."""
+    escaped = " ".join(text.translate(_MD_ESCAPES).split())
+    return _AUTOLINK.sub(lambda m: "\\" + m.group(0), escaped)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A plain, aligned text table."""
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
@@ -32,11 +58,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub-flavoured Markdown table (pipes in cells escaped)."""
 
-    def cell(s: str) -> str:
-        return s.replace("|", "\\|")
-
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    out += ["| " + " | ".join(inert_markdown(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
 
 
@@ -71,6 +94,7 @@ def credit_text(report: dict[str, Any], fmt: str) -> str:
         f"challenge {report['challenge']} ({report['direction']})"
         + (f", version {version}" if version != 1 else "")
     ]
+    lines += _round_lines(report.get("round"))
     for label in ("baseline", "best"):
         p = report[label]
         if p:
@@ -79,5 +103,65 @@ def credit_text(report: dict[str, Any], fmt: str) -> str:
     if report["uncredited"]:
         lines += ["", "earned nothing:"]
         lines += [f"  {u['commit'][:12]}  {u['reason']}" for u in report["uncredited"]]
+    lines += [f"note: {n}" for n in report["notes"]]
+    return "\n".join(lines)
+
+
+def _round_lines(r: dict[str, Any] | None) -> list[str]:
+    if r is None:
+        return []
+    closed = r["closed"]
+    state = (
+        "open" if closed is None else f"closed by entry #{closed['seq']} at {closed['tip'][:12]}"
+    )
+    return [f"round {r['name']} ({r['start']} to {r['end']}): {state}"]
+
+
+LEADERBOARD_COLUMNS = ("rank", "name", "score", "assurance", "commit", "commits")
+
+
+def leaderboard_text(board: dict[str, Any], top: int | None) -> str:
+    """The ``leaderboard --json`` object as two aligned tables: people, then commits."""
+    step = board["rounded_to"]
+    lines = [
+        f"challenge {board['challenge']} ({board['direction']})"
+        + (f", scores rounded to {step}" if step else ""),
+        *_round_lines(board["round"]),
+        "",
+    ]
+
+    def rows(places: list[dict[str, Any]], count: bool) -> list[list[str]]:
+        return [
+            [
+                str(p["rank"]),
+                p["name"],
+                p["score"],
+                p["assurance"],
+                p["commit"][:12],
+                str(p["commits"]) if count else "",
+            ]
+            for p in places
+        ]
+
+    if not board["commits"]:
+        return "\n".join([*lines, "no scored commits yet"])
+    lines += [table(LEADERBOARD_COLUMNS, rows(board["contributors"], True)), ""]
+    shown = board["commits"][:top] if top else board["commits"]
+    lines.append(f"top {len(shown)} of {len(board['commits'])} commits:")
+    lines.append(table(LEADERBOARD_COLUMNS[:-1], [r[:-1] for r in rows(shown, False)]))
+    lines += [f"note: {n}" for n in board["notes"]]
+    return "\n".join(lines)
+
+
+PAYOUT_COLUMNS = ("name", "keyid", "amount", "address")
+
+
+def payout_text(report: dict[str, Any]) -> str:
+    """The ``payout --json`` object as an aligned table."""
+    head = f"pool {report['pool']} {report['unit']}, rule {report['rule']}"
+    rows = [
+        [p["name"], p["keyid"][:15], p["amount"], p["address"] or "-"] for p in report["payees"]
+    ]
+    lines = [head, *_round_lines(report["round"]), "", table(PAYOUT_COLUMNS, rows)]
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)

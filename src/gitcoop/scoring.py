@@ -7,6 +7,16 @@ attestation can never move credit to someone else). A merge's delta is
 shared among the commits it brings in, by their own positive deltas (equally when none has
 one). ``min_delta`` (the Ladder's step): a delta smaller in size earns nothing, and a record
 is a new best by at least ``min_delta``. Commits that modify protected paths earn nothing.
+
+Lineage (``credit.lineage`` = λ, off at 0): each credited improvement passes the part λ of
+what it holds (its own gain plus what later improvements passed to it) back to the
+improvement before it on the mainline, which keeps 1 - λ and passes λ on; the first
+improvement keeps the rest. So improvement i of k receives λ^(j-i)(1 - λ) of each later
+gain j (the first: λ^(j-1)), the total gain is unchanged, and work that others built on
+keeps a share of what was built on it.
+
+A window (a round) limits who earns to the commits in it; the others still count as
+parents and toward the best score, so a round's records are new bests ever.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ class Contributor:
     keyid: str
     name: str
     email: str
+    since: int = field(default=-1, compare=False)  # the seq of its first counted entry
 
 
 class Scored(NamedTuple):
@@ -60,11 +71,18 @@ class Row:
     # only the shares of merges need Fractions. _finish folds both into gain and loss.
     plain_gain: Decimal = Decimal(0)
     plain_loss: Decimal = Decimal(0)
+    received: Fraction = Fraction(0)  # through lineage, from the improvements built on ours
+    passed: Fraction = Fraction(0)  # through lineage, to the improvements ours built on
+
+    @property
+    def earned(self) -> Fraction:
+        """Gain after lineage: own gain, plus what was received, less what was passed."""
+        return self.gain + self.received - self.passed
 
     @property
     def net(self) -> Fraction:
-        """Gain plus loss."""
-        return self.gain + self.loss
+        """Earned plus loss."""
+        return self.earned + self.loss
 
 
 @dataclass(frozen=True)
@@ -83,6 +101,16 @@ class Credit:
     best: tuple[str, Decimal] | None
     rows: list[Row] = field(default_factory=list)
     uncredited: list[Uncredited] = field(default_factory=list)
+    # The commits that set a new best, and the keyid of whom each record is counted for.
+    records: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Only ``commits`` earn (a round's); ``why`` says so of the others."""
+
+    commits: frozenset[str]
+    why: str
 
 
 @dataclass
@@ -93,6 +121,9 @@ class _Walk:
     side_parent: dict[str, str | None]
     rows: dict[str, Row] = field(default_factory=dict)
     uncredited: list[Uncredited] = field(default_factory=list)
+    records: list[tuple[str, str]] = field(default_factory=list)
+    chain: list[tuple[list[tuple[Contributor, Fraction]], Decimal]] | None = None  # lineage
+    lineage: Fraction = Fraction(0)
 
     def better(self, new: Decimal, old: Decimal) -> Decimal:
         return new - old if self.maximize else old - new
@@ -114,6 +145,26 @@ class _Walk:
             r.gain += amount
         else:
             r.loss += amount
+
+    def earn(
+        self, node: Node, got: Scored, delta: Decimal, best: tuple[str, Decimal]
+    ) -> tuple[str, Decimal]:
+        """Book a credited delta to whom it goes; return the best score after it."""
+        shares = self.shares(node, got.contributor)
+        if len(shares) == 1 and shares[0][1] == 1:
+            self.book(shares[0][0], delta)
+        else:
+            for who, part in shares:
+                self.book(who, Fraction(delta) * part)
+        if self.chain is not None and delta > 0:
+            self.chain.append((shares, delta))
+        gained = self.better(got.score, best[1])
+        if gained >= max(self.min_delta, Decimal(0)) and got.score != best[1]:
+            holder = max(shares, key=lambda s: s[1])[0]
+            self.row(holder).records += 1
+            self.records.append((node.commit, holder.keyid))
+            return (node.commit, got.score)
+        return best
 
     def own_delta(self, commit: str) -> Decimal | None:
         parent = self.side_parent.get(commit)
@@ -143,13 +194,18 @@ def compute(
     maximize: bool,
     min_delta: Decimal,
     unscored: Mapping[str, str] | None = None,
+    lineage: Decimal = Decimal(0),
+    window: Window | None = None,
 ) -> Credit:
     """Credit per contributor for ``mainline`` (oldest first, starting at the baseline).
 
     ``unscored`` says why a commit attested without a score in ``scores`` has none
-    (an untrusted signer, too little assurance)."""
+    (an untrusted signer, too little assurance); ``lineage`` and ``window``: see above."""
     with localcontext(_EXACT):
-        return _compute(mainline, scores, side_parent, maximize, min_delta, unscored or {})
+        w = _Walk(maximize, min_delta, scores, side_parent)
+        if lineage:
+            w.chain, w.lineage = [], Fraction(lineage)
+        return _compute(w, mainline, unscored or {}, window)
 
 
 # Scores carry at most 40 significant digits, so sums of them need far fewer than this:
@@ -158,14 +214,9 @@ _EXACT = Context(prec=400, Emax=1000, Emin=-1000, traps=[Inexact, Overflow, Unde
 
 
 def _compute(
-    mainline: list[Node],
-    scores: dict[str, Scored],
-    side_parent: dict[str, str | None],
-    maximize: bool,
-    min_delta: Decimal,
-    unscored: Mapping[str, str],
+    w: _Walk, mainline: list[Node], unscored: Mapping[str, str], window: Window | None
 ) -> Credit:
-    w = _Walk(maximize, min_delta, scores, side_parent)
+    scores, min_delta = w.scores, w.min_delta
     base = scores.get(mainline[0].commit) if mainline else None
     if base is None:
         return Credit(
@@ -178,6 +229,10 @@ def _compute(
     baseline = best = (mainline[0].commit, base.score)
     for parent, node in pairwise(mainline):
         got, before = scores.get(node.commit), scores.get(parent.commit)
+        if window is not None and node.commit not in window.commits:
+            if got is not None and w.better(got.score, best[1]) > 0:
+                best = (node.commit, got.score)  # a round's records are new bests ever
+            continue
         if got is None or before is None:
             why = (
                 unscored.get(node.commit, "no verified attestation")
@@ -196,16 +251,24 @@ def _compute(
             )
             w.row(got.contributor).commits += 1
             continue
-        shares = w.shares(node, got.contributor)
-        if len(shares) == 1 and shares[0][1] == 1:
-            w.book(shares[0][0], delta)
-        else:
-            for who, part in shares:
-                w.book(who, Fraction(delta) * part)
-        if w.better(got.score, best[1]) >= max(min_delta, Decimal(0)) and got.score != best[1]:
-            best = (node.commit, got.score)
-            w.row(max(shares, key=lambda s: s[1])[0]).records += 1
+        best = w.earn(node, got, delta, best)
     return _finish(w, baseline, best)
+
+
+def _flow_back(w: _Walk, chain: list[tuple[list[tuple[Contributor, Fraction]], Decimal]]) -> None:
+    """Pass the lineage share of each improvement back along ``chain`` (oldest first), in
+    one backward pass: what reaches an improvement from later ones is passed on with its
+    own gain."""
+    part, inflow = w.lineage, Fraction(0)
+    for i in range(len(chain) - 1, -1, -1):
+        shares, delta = chain[i]
+        held = Fraction(delta) + inflow
+        passed = held * part if i else Fraction(0)
+        for who, weight in shares:
+            r = w.rows[who.keyid]
+            r.received += inflow * weight
+            r.passed += passed * weight
+        inflow = passed
 
 
 def _baseline_why(reason: str | None) -> str:
@@ -216,11 +279,13 @@ def _finish(w: _Walk, baseline: tuple[str, Decimal], best: tuple[str, Decimal]) 
     for r in w.rows.values():
         r.gain += Fraction(r.plain_gain)
         r.loss += Fraction(r.plain_loss)
+    if w.chain:
+        _flow_back(w, w.chain)
     total = sum((r.gain for r in w.rows.values()), Fraction(0))
     for r in w.rows.values():
-        r.share = r.gain / total if total else Fraction(0)
+        r.share = r.earned / total if total else Fraction(0)
     rows = sorted(w.rows.values(), key=lambda r: (-r.net, -r.gain, r.contributor.keyid))
-    return Credit(baseline, best, rows, w.uncredited)
+    return Credit(baseline, best, rows, w.uncredited, w.records)
 
 
 def decimal_string(value: Fraction, places: int = 12) -> str:

@@ -228,7 +228,7 @@ def _record(
         writer.abort()
         raise
     writer.finish(end.seq, end.hash)
-    verify_mod.write_pin(repo, end, verify_mod.Rules(report.trust, report.versions))
+    verify_mod.write_pin(repo, end, verify_mod.Rules(report.trust, report.versions, report.closes))
 
 
 def _retreat_pin(repo: Repo, base: Position) -> None:
@@ -260,7 +260,7 @@ def _take(repo: Repo, theirs: str) -> _Taken:
     start = _start(repo, base)
     prior = None if start is None else verify_mod.rules_upto(repo, start)
     if prior is None:  # no rules saved to start from: verify from the genesis
-        start, prior = None, verify_mod.Rules([], [])
+        start, prior = None, verify_mod.Rules([], [], [])
     lines: list[str] = []
     report = verify_mod.Report(notes={} if _few(repo, theirs, start) else None)
     end = verify_mod.verify_range(repo, theirs, start, report, lines.append)

@@ -23,6 +23,7 @@ from gitcoop.commands.credit import CreditReport, credit
 from gitcoop.commands.evaluate import Scorer
 from gitcoop.errors import ConfigError, MetricError
 from gitcoop.metric import decimal_text
+from gitcoop.render import inert_markdown
 from gitcoop.session import Session, open_session
 
 _REQUIRED = ("GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "GITHUB_REPOSITORY")
@@ -241,7 +242,7 @@ def markdown(r: Report) -> str:
     lines = [
         f"### gitcoop: pull request #{r.number}",
         "",
-        f"| | commit | {_cell(r.metric)} |",
+        f"| | commit | {inert_markdown(r.metric)} |",
         "|---|---|---|",
         f"| this pull request | `{r.commit[:12]}` | **{decimal_text(r.score)}** |",
         f"| merge base | `{r.base[:12]}` | {decimal_text(r.base_score)} |",
@@ -253,10 +254,10 @@ def markdown(r: Report) -> str:
         "| place | contributor | best | commit |",
         "|---|---|---|---|",
     ]
-    rows = [(who, score, f"`{commit[:12]}`") for who, score, commit in r.board]
+    rows = [(inert_markdown(who), score, f"`{commit[:12]}`") for who, score, commit in r.board]
     rows.insert(r.place - 1, ("**this pull request**", r.score, f"`{r.commit[:12]}`"))
     for i, (who, score, commit) in enumerate(rows, 1):
-        lines.append(f"| {i} | {_cell(who)} | {decimal_text(score)} | {commit} |")
+        lines.append(f"| {i} | {who} | {decimal_text(score)} | {commit} |")
     points = [*r.history[-(_CHART_POINTS - 1) :], r.score]
     lines += [
         "",
@@ -269,11 +270,6 @@ def markdown(r: Report) -> str:
         "```",
     ]
     return "\n".join(lines)
-
-
-def _cell(text: str) -> str:
-    # A table cell: no line breaks, no column separators, no markup injected by a name.
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
 
 
 def _label(text: str) -> str:

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from gitcoop import (
+    canonical,
     commitsig,
     history,
     keys,
     ledger,
     pinned,
+    rounds,
     scoring,
     trust,
     versions,
     vindex,
 )
-from gitcoop.challenge import ASSURANCE_LEVELS, Challenge
+from gitcoop.challenge import ASSURANCE_LEVELS, Challenge, Round
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ConfigError, GitcoopError
 from gitcoop.git import Repo
@@ -38,9 +41,20 @@ class CreditReport:
     version: int = 1  # the challenge version credited
     mainline: list[str] = field(default_factory=list)  # oldest first, from the baseline
     scores: dict[str, scoring.Scored] = field(default_factory=dict)  # what counted
+    assurance: dict[str, str] = field(default_factory=dict)
+    round: RoundState | None = None
+    rules: Challenge | None = None  # the challenge version credited
+    members: dict[str, trust.Member] = field(default_factory=dict)  # the list in force then
 
     def to_json(self) -> dict[str, Any]:
         """The documented ``credit --json`` object: every number is a decimal string."""
+        out = {**self.result(), "notes": self.notes}
+        if self.round is not None:
+            out["round"] = self.round.to_json()
+        return out
+
+    def result(self) -> dict[str, Any]:
+        """The credit without the notes: what a round close fixes (by its digest)."""
         c = self.credit
 
         def point(p: tuple[str, Any] | None) -> dict[str, str] | None:
@@ -50,12 +64,38 @@ class CreditReport:
             "challenge": self.challenge,
             "version": self.version,
             "direction": self.direction,
+            # The round without its close: the result a close fixes cannot name the close.
+            "round": None if self.round is None else self.round.span(),
             "baseline": point(c.baseline),
             "best": point(c.best),
             "contributors": [_row_json(r) for r in c.rows],
             "uncredited": [{"commit": u.commit, "reason": u.reason} for u in c.uncredited],
-            "notes": self.notes,
         }
+
+
+@dataclass(frozen=True)
+class RoundState:
+    """The round credited, and the close that fixed its result (None: still open)."""
+
+    round: Round
+    close: rounds.Close | None
+    commits: frozenset[str]  # the commits first attested in it
+
+    def span(self) -> dict[str, Any]:
+        """The round's name and times."""
+        r = self.round
+        return {"name": r.name, "start": r.start, "end": r.end}
+
+    def to_json(self) -> dict[str, Any]:
+        """``round`` in ``credit --json``: the span and the close."""
+        c = self.close
+        closed = None if c is None else {"seq": c.seq, "tip": c.tip, "result": c.result}
+        return {**self.span(), "closed": closed}
+
+
+def result_digest(result: Mapping[str, Any]) -> str:
+    """The SHA-256 (hex) of a credit result's canonical JSON, as a round close records it."""
+    return hashlib.sha256(canonical.encode(dict(result))).hexdigest()
 
 
 def _row_json(r: scoring.Row) -> dict[str, Any]:
@@ -72,6 +112,8 @@ def _row_json(r: scoring.Row) -> dict[str, Any]:
         "net": d(r.net),
         "share": d(r.share, 6),
         "records": str(r.records),
+        "received": d(r.received),
+        "passed": d(r.passed),
     }
 
 
@@ -170,7 +212,8 @@ def _scores(
             who = (verified.keyid, verified.principal)
         person = people.get(who)
         if person is None:
-            person = people[who] = scoring.Contributor(who[0], by.names.get(who[0], who[1]), who[1])
+            name = by.names.get(who[0], who[1])
+            person = people[who] = scoring.Contributor(who[0], name, who[1], row.seq)
         counted[commit] = scoring.Scored(Decimal(scored[0].score), person)
     return out
 
@@ -324,18 +367,25 @@ def _mismatches(
 
 @dataclass(frozen=True)
 class _View:
-    """A verified ledger as credit reads it: one challenge version and the trust lists."""
+    """A verified ledger as credit reads it: one challenge version and the trust lists,
+    up to ``upto`` (a round's close) when given."""
 
     s: Session
     head: verify_mod.Position
     version: versions.Version
     pin: pinned.Pinned
     timeline: trust.Timeline
+    trust_rows: list[trust.TrustRow]
+    closes: list[rounds.Close]
+    upto: int | None = None
 
     def rows(self, commit: str | None = None) -> tuple[Iterable[vindex.Row], dict[int, str]]:
         """The verified rows (of ``commit`` only, when given), and the signed times of
         those a validity window judges."""
         rows: Iterable[vindex.Row] = verify_mod.verified_rows(self.s.repo, self.head)
+        if self.upto is not None:
+            upto = self.upto
+            rows = [r for r in rows if r.seq < upto]
         if commit is not None:
             rows = [r for r in rows if r.commit == commit]
         if not self.timeline.windowed:  # only then is when each entry was signed worth reading
@@ -344,37 +394,105 @@ class _View:
         windowed = [r.seq for r in rows if _windowed(self.timeline, r)]
         return rows, _times(self.s.repo, self.head, windowed)
 
+    def at_close(self, close: rounds.Close) -> _View:
+        """The ledger as it stood when ``close`` fixed a round: the entries before it."""
+        kept = [t for t in self.trust_rows if t.seq < close.seq]
+        return replace(self, timeline=trust.Timeline(kept), upto=close.seq)
 
-def _view(path: str | Path, version: int | None) -> _View:
-    """Verify the ledger (incrementally) and open challenge ``version`` (None: in force);
-    raises ConfigError for a version that does not exist."""
+    def round_state(self, name: str, notes: list[str]) -> RoundState:
+        """Round ``name`` of this version: its close, if one counts, and its commits."""
+        r = self.pin.challenge.round(name)
+        found = rounds.find(self.closes, self.timeline, self.version.digest, r)
+        notes += found.ignored
+        upto = None if found.close is None else found.close.seq
+        first: dict[str, int] = {}
+        for row in verify_mod.verified_rows(self.s.repo, self.head):
+            if upto is not None and row.seq >= upto:
+                break
+            if row.challenge == self.version.digest and not row.review:
+                first.setdefault(row.commit, row.seq)
+        times = _times(self.s.repo, self.head, list(first.values()))
+        inside = frozenset(c for c, seq in first.items() if r.holds(times[seq]))
+        return RoundState(r, found.close, inside)
+
+
+def _view(path: str | Path, version: int | None, round_name: str | None = None) -> _View:
+    """Verify the ledger (incrementally) and open challenge ``version`` (None: in force, or
+    the one a round was closed under); raises ConfigError for a version that does not
+    exist."""
     verified = verify_mod.verify(path)
     s = open_session(path)
     assert verified.head is not None
+    if version is None and round_name is not None:
+        version = _closed_under(verified, round_name)
     try:
         v = versions.numbered(verified.versions, version)
     except LookupError as exc:
         raise ConfigError(str(exc), hint="git coop log lists the challenge updates") from None
     pin = pinned.load(s.repo, v.tree, v.digest, s.local / "challenges")
-    return _View(s, verified.head, v, pin, trust.Timeline(verified.trust))
+    timeline = trust.Timeline(verified.trust)
+    return _View(s, verified.head, v, pin, timeline, verified.trust, verified.closes)
+
+
+def _closed_under(verified: verify_mod.Report, name: str) -> int | None:
+    """The number of the latest version under which a close of round ``name`` was made
+    (None: no close), so a closed round is read as it was closed."""
+    digests = {c.digest for c in verified.closes if c.name == name}
+    for v in reversed(verified.versions):
+        if v.digest in digests:
+            return v.number
+    return None
 
 
 def credit(
-    path: str | Path = ".", *, rev: str | None = None, version: int | None = None
+    path: str | Path = ".",
+    *,
+    rev: str | None = None,
+    version: int | None = None,
+    round_name: str | None = None,
 ) -> CreditReport:
     """Verify the ledger (incrementally), then compute credit along the challenge branch
-    under challenge ``version`` (default: the one in force).
+    under challenge ``version`` (default: the one in force), for one round when
+    ``round_name`` is given (a closed round: as the ledger stood at its close).
 
     Raises VerificationError/SecurityError when the ledger does not verify, ConfigError
-    for a revision that is not part of the challenge or a version that does not exist.
+    for a revision that is not part of the challenge, a version or round that does not
+    exist, or a revision given for a closed round.
     """
-    view = _view(path, version)
+    view = _view(path, version, round_name)
+    notes: list[str] = []
+    state = None if round_name is None else view.round_state(round_name, notes)
+    if state is not None and state.close is not None:
+        if rev is not None:
+            raise ConfigError(
+                f"round {round_name} was closed at {state.close.tip[:12]}; its result is fixed",
+                hint="leave out --rev for a closed round",
+            )
+        view = view.at_close(state.close)
+        rev = state.close.tip
+    report = _credit(view, rev, state, notes)
+    if state is not None and state.close is not None:
+        got = result_digest(report.result())
+        if got != state.close.result:
+            report.notes.append(
+                f"round {state.round.name}: this result (sha256 {got[:16]}) differs from the "
+                f"one closed by entry #{state.close.seq} (sha256 {state.close.result[:16]})"
+            )
+    return report
+
+
+def _credit(
+    view: _View, rev: str | None, state: RoundState | None, notes: list[str]
+) -> CreditReport:
     ch = view.pin.challenge
     tip = view.s.repo.resolve(rev or f"refs/heads/{ch.branch}")
     nodes, side_parent, facts = _mainline(view.s, view.pin, tip)
     rows, times = view.rows()
     signed = {n.commit: f.signed for n, f in zip(nodes, facts, strict=True) if f.signed}
     got = _scores(rows, ch, view.pin.digest, view.timeline, times, signed)
+    window = None
+    if state is not None:
+        window = scoring.Window(state.commits, f"not in round {state.round.name}")
     result = scoring.compute(
         nodes,
         got.counted,
@@ -382,8 +500,10 @@ def credit(
         maximize=ch.maximize,
         min_delta=ch.min_delta,
         unscored=got.dropped,
+        lineage=ch.lineage,
+        window=window,
     )
-    notes = _mismatches(nodes, [f.author for f in facts], got.counted) + got.notes
+    notes += _mismatches(nodes, [f.author for f in facts], got.counted) + got.notes
     return CreditReport(
         ch.name,
         ch.metric.direction,
@@ -392,6 +512,10 @@ def credit(
         view.version.number,
         [n.commit for n in nodes],
         got.counted,
+        got.assurance,
+        state,
+        ch,
+        view.timeline.names(),
     )
 
 

@@ -150,7 +150,7 @@ def _check_versions(repo: Repo, tip: str) -> None:
     changes the challenge), so no push can leave a ledger that clients refuse."""
     whole = verify_mod.Report()
     verify_mod.verify_range(repo, tip, None, whole)
-    verify_mod.settle(verify_mod.Rules([], []), whole)
+    verify_mod.settle(verify_mod.Rules([], [], []), whole)
 
 
 def _unknown_signer(repo: Repo, update: Update, trusted: set[str]) -> str:

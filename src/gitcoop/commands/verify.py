@@ -25,6 +25,7 @@ from gitcoop import (
     ledger,
     pinned,
     records,
+    rounds,
     trust,
     versions,
     vindex,
@@ -42,6 +43,7 @@ _KIND_TYPES = {
     "review": constants.INTOTO_PAYLOAD_TYPE,
     "challenge-update": constants.EVENT_PAYLOAD_TYPE,
     "anchor": constants.EVENT_PAYLOAD_TYPE,
+    "round-close": constants.EVENT_PAYLOAD_TYPE,
 }
 _Proved = records.Attestation | records.Review
 
@@ -75,6 +77,7 @@ class Report:
     # all of them up to it.
     trust: list[trust.TrustRow] = field(default_factory=list)
     versions: list[versions.Version] = field(default_factory=list)  # likewise
+    closes: list[rounds.Close] = field(default_factory=list)  # likewise
     # When a dict: each checked entry's ledger commit -> (attested commit, its notes line),
     # or None for an entry that is no attestation; handed to the notes index.
     notes: dict[str, tuple[str, str] | None] | None = None
@@ -201,14 +204,7 @@ def _check_entry(repo: Repo, rec: ledger.Record, report: Report) -> _Proved | No
         obj = canonical.decode(payload)
         signer = records.Signer.from_json(obj.get("signer") if isinstance(obj, dict) else None)
         _check_signer(e, signer, keyid)
-        if e.kind == "genesis":
-            _check_genesis(repo, rec, obj, keyid, report)
-        elif e.kind == "challenge-update":
-            _check_challenge_update(repo, rec, obj, keyid, report)
-        elif e.kind == "anchor":
-            _check_anchor(rec, obj)
-        else:
-            _check_trust_update(rec, obj, keyid, report)
+        _EVENT_CHECKS[e.kind](repo, rec, obj, keyid, report)
     else:
         att = records.attestation_from_bytes(payload)
         signer = att.signer
@@ -226,7 +222,9 @@ def _check_entry(repo: Repo, rec: ledger.Record, report: Report) -> _Proved | No
     return att
 
 
-def _check_trust_update(rec: ledger.Record, obj: object, keyid: str, report: Report) -> None:
+def _check_trust_update(
+    _repo: Repo, rec: ledger.Record, obj: object, keyid: str, report: Report
+) -> None:
     e = rec.entry
     event = records.parse_event(obj, "trust-update")
     digest, origin, lines, replaces, _source = records.trust_update_fields(event.body)
@@ -253,7 +251,9 @@ def _check_challenge_update(
     )
 
 
-def _check_anchor(rec: ledger.Record, obj: object) -> None:
+def _check_anchor(
+    _repo: Repo, rec: ledger.Record, obj: object, _keyid: str, _report: Report
+) -> None:
     # What the chain says is for verify --chain; here, that the record is whole and ours.
     e = rec.entry
     found = records.anchor_fields(records.parse_event(obj, "anchor").body)
@@ -261,6 +261,27 @@ def _check_anchor(rec: ledger.Record, obj: object) -> None:
         raise _fail(e.seq, "anchors another ledger")
     if found.seq >= e.seq:
         raise _fail(e.seq, "anchors an entry that is not before it")
+
+
+def _check_round_close(
+    _repo: Repo, rec: ledger.Record, obj: object, keyid: str, report: Report
+) -> None:
+    # Whether the close counts (signer, time, a close before it) is for rounds.find.
+    e = rec.entry
+    event = records.parse_event(obj, "round-close")
+    digest, origin, name, tip, result = records.round_close_fields(event.body)
+    if digest != e.challenge or origin != e.origin:
+        raise _fail(e.seq, "closes a round of another challenge or ledger")
+    report.closes.append(rounds.Close(e.seq, keyid, digest, name, tip, result, event.time))
+
+
+_EVENT_CHECKS: dict[str, Callable[[Repo, ledger.Record, object, str, Report], None]] = {
+    "genesis": _check_genesis,
+    "trust-update": _check_trust_update,
+    "challenge-update": _check_challenge_update,
+    "anchor": _check_anchor,
+    "round-close": _check_round_close,
+}
 
 
 def _check_signer(e: ledger.Entry, signer: records.Signer, keyid: str) -> None:
@@ -509,6 +530,7 @@ def _merge(into: Report, part: Report) -> None:
     into.warnings += part.warnings
     into.trust += part.trust
     into.versions += part.versions
+    into.closes += part.closes
     if into.notes is not None and part.notes is not None:
         into.notes.update(part.notes)
     for keyid, row in part.signers.items():
@@ -521,7 +543,7 @@ def advance(repo: Repo, tip: str, start: Position | None, report: Report) -> Pos
     first, the pin (with the rules in force) last, so a crash in between only costs a full
     verify next time."""
     path = local_dir(repo) / vindex.FILE
-    prior = Rules([], [])
+    prior = Rules([], [], [])
     if start is not None:
         saved = rules_upto(repo, start)
         if saved is None or not vindex.ends_at(path, start.seq, start.hash):
@@ -539,15 +561,17 @@ def advance(repo: Repo, tip: str, start: Position | None, report: Report) -> Pos
         writer.abort()
         return None
     writer.finish(pos.seq, pos.hash)
-    write_pin(repo, pos, Rules(report.trust, report.versions))
+    write_pin(repo, pos, Rules(report.trust, report.versions, report.closes))
     return pos
 
 
 class Rules(NamedTuple):
-    """The trust lists and challenge versions a ledger set, up to some entry."""
+    """The trust lists, challenge versions and round closes a ledger set, up to some
+    entry."""
 
     trust: list[trust.TrustRow]
     versions: list[versions.Version]
+    closes: list[rounds.Close]
 
 
 def settle(prior: Rules, report: Report) -> None:
@@ -558,6 +582,7 @@ def settle(prior: Rules, report: Report) -> None:
     versions.settle(prior.versions, report.versions, timeline)
     report.trust[:0] = prior.trust
     report.versions[:0] = prior.versions
+    report.closes[:0] = prior.closes
 
 
 def verified_rows(repo: Repo, pos: Position) -> Iterator[vindex.Row]:
@@ -583,7 +608,13 @@ def _read_pin_file(repo: Repo) -> tuple[Position, Rules | None] | None:
             return None
         rows = trust.loads(obj.pop("trust", None))
         pinned_versions = versions.loads(obj.pop("versions", None))
-        rules = None if rows is None or pinned_versions is None else Rules(rows, pinned_versions)
+        # A pin written before rounds could be closed has no closes to keep.
+        closes = rounds.loads(obj.pop("closes", []))
+        rules = (
+            None
+            if rows is None or pinned_versions is None or closes is None
+            else Rules(rows, pinned_versions, closes)
+        )
         return Position(**obj), rules
     except (ValueError, TypeError):
         return None
@@ -605,6 +636,7 @@ def rules_upto(repo: Repo, pos: Position) -> Rules | None:
     return Rules(
         [r for r in rules.trust if r.seq <= pos.seq],
         [v for v in rules.versions if v.seq <= pos.seq],
+        [c for c in rules.closes if c.seq <= pos.seq],
     )
 
 
@@ -614,6 +646,7 @@ def write_pin(repo: Repo, pos: Position, rules: Rules) -> None:
         **pos.to_json(),
         "trust": trust.dumps(rules.trust),
         "versions": versions.dumps(rules.versions),
+        "closes": rounds.dumps(rules.closes),
     }
     _fs.atomic_write(_pin_path(repo), json.dumps(obj).encode())
 
