@@ -303,7 +303,7 @@ def test_render_rejects_bad_values_and_templates() -> None:
         pytest.param(
             MINIMAL + "protekt: []\n",
             f'{SRC}:6: unknown key "protekt" (known: version, name, branch, metric, protect, '
-            'data, credit, hook, rounds, rewards) (did you mean "protect"?)',
+            'data, credit, hook, rounds, rewards, private) (did you mean "protect"?)',
             id="unknown-top-key",
         ),
         pytest.param(

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from testing.world import EVALUATE, Player, World
+from testing.world import EVALUATE, Player, World, run
 
 pytestmark = pytest.mark.slow
 
@@ -236,3 +236,108 @@ def test_asking_for_what_does_not_exist_is_one_clear_line(world: World) -> None:
 def test_an_evaluator_file_is_untouched_by_rounds() -> None:
     # The test metric the worlds use must stay the one the other tests rely on.
     assert "score.txt" in EVALUATE
+
+
+PRIVATE_EVAL = """\
+import json, os, pathlib
+table = json.loads(pathlib.Path(os.environ["COOP_PRIVATE_DATA"]).read_text())
+print(json.dumps({"accuracy": table[pathlib.Path("score.txt").read_text().strip()]}))
+"""
+
+
+def _evaluator(m: Player) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from gitcoop import keys
+
+    private = Ed25519PrivateKey.generate()
+    line = keys.signers_line(
+        "ci@example.org", keys.public_openssh(private.public_key()), "gitcoop,gitcoop-evaluator"
+    )
+    m.git("pull", "-q", "--ff-only", "origin", "main")
+    m.coop("sync", "origin")
+    signers = m.repo / ".coop/allowed_signers"
+    signers.write_text(signers.read_text() + line + "\n")
+    m.git("commit", "-qam", "the evaluator")
+    m.coop("join", "--accept")
+    m.git("push", "-q", "origin", "main")
+    return private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+@pytest.mark.parametrize("flow", ["close", "ci"])
+def test_a_private_split_decides_the_round_and_overfitting_the_public_one_does_not_pay(
+    world: World, tmp_path: Path, flow: str
+) -> None:
+    import hashlib
+
+    # The held-out data: what each model really scores. Bob's 0.7 overfits the public split.
+    data = tmp_path / "private.json"
+    data.write_text(json.dumps({"0.5": 0.5, "0.6": 0.58, "0.7": 0.52, "0.62": 0.6}))
+    digest = "sha256:" + hashlib.sha256(data.read_bytes()).hexdigest()
+    end = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=20)
+    m = world.maintainer(init_args=None)
+    (m.repo / "private_eval.py").write_text(PRIVATE_EVAL)
+    m.git("add", "private_eval.py")
+    _challenge(
+        m,
+        f"private:\n  command: python private_eval.py\n  digest: '{digest}'\n"
+        f"rounds:\n  - name: r1\n    start: 2026-01-01T00:00:00Z\n    end: {_stamp(end)}\n"
+        "rewards:\n  pool: 100\n  rule: best\n",
+    )
+    secret = _evaluator(m)
+    players = []
+    for key, name in (("ada", "Ada"), ("bob", "Bob")):
+        p = world.contributor(key, name, f"{key}@example.org")
+        p.coop("join")
+        p.git("push", "-q", "origin", "HEAD:main")
+        _accept(world, p)
+        players.append(p)
+    ada, bob = players
+    _push(ada, "0.6")
+    _push(bob, "0.7")
+    m.git("pull", "-q", "--ff-only", "origin", "main")
+    m.coop("sync", "origin")
+    public = _json(m, "leaderboard", "--round", "r1", "--json")
+    assert public["contributors"][0]["name"] == "Bob"  # the public split, provisionally
+    assert any("private split when it closes" in n for n in public["notes"])
+
+    time.sleep(max(0.0, (end - dt.datetime.now(dt.UTC)).total_seconds()) + 1)
+    runner = world.contributor("runner", "CI", "ci@example.org", join=False)
+    ci_env = {**runner.env, "GITCOOP_EVALUATOR_KEY": secret}
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text("{}")
+    bad = run(runner.repo, "git", "coop", "round", "close", "r1", "--evaluator",
+              "--private-data", str(wrong), env=ci_env, check=False)  # fmt: skip
+    assert bad.returncode == 1 and "not the sha256:" in bad.stderr
+    nokey = m.coop("round", "close", "r1", "--private-data", str(data), check=False)
+    assert nokey.returncode == 2 and "only an evaluator" in nokey.stderr
+    if flow == "ci":  # scored by a job holding the data, signed by one holding the key
+        results = str(tmp_path / "private-results.json")
+        run(runner.repo, "git", "coop", "ci", "score", "--split", "private",
+            "--private-data", str(data), "--out", results, env=runner.env)  # fmt: skip
+        signed = run(runner.repo, "git", "coop", "ci", "sign", "--no-push", results, env=ci_env)
+        assert "already signed 0, failed 0" in signed.stdout
+        again = run(runner.repo, "git", "coop", "ci", "sign", "--no-push", results, env=ci_env)
+        assert again.stdout.startswith("signed 0,")
+        out = run(runner.repo, "git", "coop", "round", "close", "r1", "--evaluator", env=ci_env)
+    else:
+        out = run(runner.repo, "git", "coop", "round", "close", "r1", "--evaluator",
+                  env={**ci_env, "GITCOOP_PRIVATE_DATA": str(data)})  # fmt: skip
+        assert "on the private split" in out.stdout
+    assert "closed round r1" in out.stdout
+    run(runner.repo, "git", "coop", "sync", "origin", env=ci_env)
+
+    m.coop("sync", "origin")
+    fixed = _json(m, "credit", "--round", "r1", "--json")
+    rows = {r["email"]: r for r in fixed["contributors"]}
+    assert rows["ada@example.org"]["gain"] == "0.08"
+    assert rows["bob@example.org"]["loss"] == "-0.06"
+    assert fixed["best"]["score"] == "0.58"
+    paid = _json(m, "payout", "--round", "r1", "--json")["payees"]
+    assert [(p["name"], p["amount"]) for p in paid] == [("Ada", "100")]
+    assert m.coop("verify", "--full").returncode == 0

@@ -61,13 +61,15 @@ class AttestedIndex:
         return (commit, digest, keyid) in self.signed
 
     def add(self, rec: ledger.Record) -> None:
-        """Take one ledger record into the index (attestations only)."""
+        """Take one ledger record into the index (public-split attestations only)."""
         if rec.entry.kind != "attestation":
             return
         try:
             stmt = rec.entry.payload()
             commit = stmt["subject"][0]["digest"]["gitCommit"]
             pred = stmt["predicate"]
+            if pred["split"] != "public":
+                return  # a private-split score is not the score a delta or push uses
             digest, keyid = pred["challenge"]["digest"], pred["signer"]["keyid"]
             self.scores.setdefault(commit, {}).setdefault(digest, pred["score"])
             self.signed.add((commit, digest, keyid))

@@ -120,6 +120,16 @@ REWARD_RULES: Final = ("proportional", "records", "best")
 
 
 @dataclass(frozen=True)
+class Private:
+    """The private split: the command that scores it, and the SHA-256 of the data it
+    reads (None: not pinned). The data never enters the repository: the evaluator is
+    handed a file, and the metric finds its path in ``COOP_PRIVATE_DATA``."""
+
+    command: tuple[str, ...]
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
 class Challenge:
     """A validated challenge file; build it with `parse_challenge`."""
 
@@ -136,6 +146,7 @@ class Challenge:
     lineage: Decimal = Decimal(0)  # the part of an improvement passed to the one it built on
     rounds: tuple[Round, ...] = ()  # sorted by start, never overlapping
     rewards: Rewards | None = None
+    private: Private | None = None
 
     def round(self, name: str) -> Round:
         """The round called ``name``; raises ConfigError naming the rounds there are."""
@@ -190,6 +201,8 @@ class Challenge:
         if self.rewards is not None:
             w = self.rewards
             out["rewards"] = {"pool": str(w.pool), "unit": w.unit, "rule": w.rule}
+        if self.private is not None:
+            out["private"] = {"command": list(self.private.command), "digest": self.private.digest}
         return out
 
     def _credit_json(self) -> dict[str, str]:
@@ -232,6 +245,7 @@ class Challenge:
             Decimal(obj["credit"].get("lineage", "0")),
             tuple(Round(r["name"], r["start"], r["end"]) for r in obj.get("rounds", ())),
             None if "rewards" not in obj else _rewards_from_json(obj["rewards"]),
+            None if "private" not in obj else _private_from_json(obj["private"]),
         )
         if challenge.to_json() != obj:
             raise ValueError("challenge cache does not round-trip")
@@ -247,6 +261,11 @@ class Challenge:
         # The implicit pattern is checked even if a hand-built Challenge left it out.
         patterns = (IMPLICIT_PROTECT, *self.protect)
         return any(_glob_regex(pattern).fullmatch(clean) for pattern in patterns)
+
+
+def _private_from_json(obj: Any) -> Private:
+    digest = obj["digest"]
+    return Private(tuple(str(a) for a in obj["command"]), None if digest is None else str(digest))
 
 
 def _rewards_from_json(obj: Any) -> Rewards:
@@ -896,6 +915,14 @@ _CREDIT_FIELDS: Final = {
     "tolerance": _Field(_min_delta, None),
     "lineage": _Field(_lineage, Decimal(0)),
 }
+_PRIVATE_FIELDS: Final = {"command": _Field(_command), "digest": _Field(_digest, None)}
+
+
+def _private(node: _Node, path: str) -> Private:
+    v = _mapping_fields(node, path, _PRIVATE_FIELDS)
+    return Private(v["command"], v["digest"])
+
+
 _HOOK_FIELDS: Final = {"on_error": _Field(_choice("refuse", "warn"), "refuse")}
 _TOP_FIELDS: Final = {
     "version": _Field(_version),
@@ -908,6 +935,7 @@ _TOP_FIELDS: Final = {
     "hook": _Field(_section(_HOOK_FIELDS), _section_defaults(_HOOK_FIELDS)),
     "rounds": _Field(_rounds, ()),
     "rewards": _Field(_rewards, None),
+    "private": _Field(_private, None),
 }
 
 
@@ -926,6 +954,7 @@ def _build(values: Mapping[str, Any]) -> Challenge:
         lineage=values["credit"]["lineage"],
         rounds=values["rounds"],
         rewards=values["rewards"],
+        private=values["private"],
     )
 
 

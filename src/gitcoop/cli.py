@@ -50,6 +50,11 @@ class Direction(StrEnum):
     minimize = "minimize"
 
 
+class Split(StrEnum):
+    public = "public"
+    private = "private"
+
+
 class Format(StrEnum):
     table = "table"
     json = "json"
@@ -684,16 +689,32 @@ def ci_plan(
 
 @ci_app.command("score")
 def ci_score(
-    commits: Annotated[list[str], typer.Argument(help="The commits to score (a plan shard).")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the results file.")],
+    commits: Annotated[
+        list[str] | None,
+        typer.Argument(help="The commits to score (a plan shard; private: default all due)."),
+    ] = None,
+    split: Annotated[Split, typer.Option("--split", help="Which split to score.")] = (Split.public),
+    private_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--private-data", help="The private split's data file (default: $GITCOOP_PRIVATE_DATA)."
+        ),
+    ] = None,
 ) -> None:
     """Score commits with the pinned evaluator, signing nothing, into a results file for
     git coop ci sign."""
     from gitcoop.ci.batch import score
     from gitcoop.session import open_session
 
+    if split is Split.public and not commits:
+        _err("gitcoop: error: name the commits to score (a shard of git coop ci plan)")
+        raise typer.Exit(int(ExitCode.USAGE))
     with _errors(), _watching_ledger(notes=False):
-        results = score(open_session("."), commits, out)
+        s = open_session(".")
+        results = score(s, commits or [], out, split=split.value, data=private_data)
+    if split is Split.private and not results:
+        _say("nothing to score on the private split")
     for r in results:
         _say(f"{r.commit[:12]}  {r.score if r.score is not None else 'failed: ' + str(r.error)}")
 
@@ -975,12 +996,33 @@ def report(
 @round_app.command("close")
 def round_close(
     name: Annotated[str, typer.Argument(help="The round, as challenge.yaml names it.")],
+    private_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--private-data",
+            help="The private split's data file (default: $GITCOOP_PRIVATE_DATA).",
+        ),
+    ] = None,
+    evaluator: Annotated[
+        bool,
+        typer.Option(
+            "--evaluator", help="Sign with the evaluator key in $GITCOOP_EVALUATOR_KEY (CI)."
+        ),
+    ] = False,
 ) -> None:
-    """Fix the round's result with a signed round-close entry (after the round's end)."""
+    """Fix the round's result with a signed round-close entry (after the round's end); a
+    private split is scored first (evaluators)."""
     from gitcoop.commands.round_close import close
 
     with _errors(), _watching_ledger(notes=False):
-        done = close(".", name)
+        key = None
+        if evaluator:
+            from gitcoop.ci.batch import load_key
+
+            key = load_key(os.environ)
+        done = close(".", name, private_data=private_data, key=key)
+    if done.revealed:
+        _say(f"scored {done.revealed} commits on the private split")
     _say(
         f"closed round {done.name} at {done.tip[:12]} (result sha256 {done.result[:16]}); "
         f"recorded as ledger entry #{done.seq}: publish it with git coop sync"

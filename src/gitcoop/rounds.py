@@ -2,9 +2,9 @@
 which names the round, the challenge branch's commit it was closed at and the SHA-256 of
 the credit result; from then on the round is read from the ledger up to that entry only.
 
-A close counts when a maintainer of the trust list in force at its entry signed it, at or
-after the round's end, and no close of that round counted before it; any other close
-changes nothing and is named.
+A close counts when a maintainer or an evaluator of the trust list in force at its entry
+signed it, at or after the round's end, and no close of that round counted before it; any
+other close changes nothing and is named.
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ from typing import NamedTuple
 
 from gitcoop import trust
 from gitcoop.challenge import Round
+
+# A maintainer closes a round; so does the evaluator, which must when the round is decided
+# on a private split (only it holds the data), and may from a scheduled CI job.
+CLOSERS = (trust.MAINTAINER, trust.EVALUATOR)
 
 
 class Close(NamedTuple):
@@ -82,8 +86,8 @@ def find(closes: Sequence[Close], timeline: trust.Timeline, digest: str, r: Roun
 def _why_not(c: Close, timeline: trust.Timeline, r: Round, before: Close | None) -> str | None:
     if before is not None:
         return f"round {r.name} was closed by entry #{before.seq}"
-    if not timeline.holds(c.keyid, c.seq, trust.MAINTAINER):
-        return f"{c.keyid} is not a maintainer"
+    if not any(timeline.holds(c.keyid, c.seq, role) for role in CLOSERS):
+        return f"{c.keyid} is neither a maintainer nor an evaluator"
     if c.time < r.end:
         return f"signed at {c.time}, before the round ends ({r.end})"
     return None

@@ -1,10 +1,11 @@
 """The verified-attestation index: what ``verify`` proved, in the shape ``credit`` reads fast.
 
-One JSON array per attestation (and per review, marked by a trailing ``true``), in ledger
-order, then a trailer naming the entry the file covers. Only what verifies entries writes
-it (``verify``, and ``sync`` for the entries it takes), right before moving the pin; a
-file whose trailer does not match the pin (a crash in between, an edit) is rebuilt by a
-full verify, never trusted.
+One JSON array per attestation (and per review, marked by a trailing ``true``; a
+private-split score, by a trailing review flag and ``"private"``), in ledger order, then a
+trailer naming the entry the file covers. Only what verifies entries writes it
+(``verify``, and ``sync`` for the entries it takes), right before moving the pin; a file
+whose trailer does not match the pin (a crash in between, an edit) is rebuilt by a full
+verify, never trusted.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Row(NamedTuple):
     name: str
     challenge: str
     review: bool = False  # a review's score: a reproduction, not a claim of authorship
+    split: str = "public"  # "private": an evaluator's score on the held-out split
 
     def line(self) -> str:
         """The row as one JSON line."""
@@ -43,8 +45,13 @@ class Row(NamedTuple):
         return (
             f"[{self.seq:d},{_quote(self.commit)},{_quote(self.score)},{_quote_again(self.keyid)},"
             f"{_quote_again(self.principal)},{_quote_again(self.name)},"
-            f"{_quote_again(self.challenge)}{',true' if self.review else ''}]\n"
+            f"{_quote_again(self.challenge)}{self._tail()}]\n"
         )
+
+    def _tail(self) -> str:
+        if self.split != "public":
+            return f",{'true' if self.review else 'false'},{_quote_again(self.split)}"
+        return ",true" if self.review else ""
 
 
 _PLAIN = re.compile(r"[0-9A-Za-z.:+/=_-]*")  # text JSON writes as it is
@@ -144,11 +151,15 @@ def _rows(path: Path) -> Iterator[Row]:
     # One C parse of the whole file beats one json.loads call per line by about 5x.
     lines = path.read_text(encoding="utf-8").splitlines()
     items = json.loads("[" + ",".join(lines) + "]")
-    # tuple.__new__ in C, with no Python frame a row; an attestation's line leaves the
-    # review flag out.
+    # tuple.__new__ in C, with no Python frame a row; a public attestation's line leaves
+    # the review flag and the split out, a review's the split.
     new, size = tuple.__new__, len(Row._fields)
     return (
-        new(Row, item if len(item) == size else (*item, False))
+        new(Row, item if len(item) == size else _filled(item))
         for item in items
         if item[0] != _TRAILER
     )
+
+
+def _filled(item: list[object]) -> tuple[object, ...]:
+    return (*item, False, "public") if len(item) == 7 else (*item, "public")

@@ -7,13 +7,15 @@ repository itself and signs it. The job that signs never runs contributor code.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from gitcoop import _fs, _gitcli, cache, keys, records, trust
+from gitcoop import _fs, _gitcli, cache, keys, private, records, trust
 from gitcoop.commands import verify as verify_mod
 from gitcoop.commands.evaluate import Scored, Scorer, attest, environment
 from gitcoop.errors import ConfigError, FormatError, GitcoopError
@@ -71,11 +73,32 @@ class Result:
         }
 
 
-def score(s: Session, commits: list[str], out: Path) -> list[Result]:
+def score(
+    s: Session,
+    commits: list[str],
+    out: Path,
+    *,
+    split: str = "public",
+    data: Path | None = None,
+) -> list[Result]:
     """Score ``commits`` in an isolated worktree with the pinned evaluator and write the
-    results file (atomically); metric failures are results too."""
+    results file (atomically); metric failures are results too. On the private split,
+    with the data file ``data`` (or ``$GITCOOP_PRIVATE_DATA``), and by default every commit
+    of the history up to the branch tip that has no trusted private score yet; a
+    challenge with no private split writes an empty results file."""
+    pin, extra = s.pinned, {}
+    ch = pin.challenge
+    if split == private.SPLIT:
+        if ch.private is None:
+            commits = []
+        else:
+            extra = {private.METRIC_ENV: str(private.data_file(ch, data))}
+            metric = dataclasses.replace(ch.metric, command=ch.private.command)
+            pin = dataclasses.replace(pin, challenge=dataclasses.replace(ch, metric=metric))
+            commits = commits or _unrevealed(s)
     results = []
-    with contextlib.closing(Scorer(s.repo, s.local, s.pinned)) as scorer:
+    reuse = split != private.SPLIT  # the score cache holds public scores only
+    with contextlib.closing(Scorer(s.repo, s.local, pin, reuse=reuse, extra_env=extra)) as scorer:
         for commit in dict.fromkeys(s.repo.resolve(c) for c in commits):
             got = scorer.score(commit)
             text = None if got.score is None else decimal_text(got.score)
@@ -84,12 +107,22 @@ def score(s: Session, commits: list[str], out: Path) -> list[Result]:
     doc = {
         "format": FORMAT,
         "challenge": s.pinned.digest,
-        "metric": s.pinned.challenge.metric.name,
+        "metric": ch.metric.name,
+        "split": split,
         "environment": environment(),
         "results": [r.to_json() for r in results],
     }
     _fs.atomic_write(out, json.dumps(doc, indent=1).encode())
     return results
+
+
+def _unrevealed(s: Session) -> list[str]:
+    report = verify_mod.verify(s.repo.common_dir)
+    assert report.head is not None
+    rows = verify_mod.verified_rows(s.repo, report.head)
+    known = private.scored(rows, s.pinned.digest, trust.Timeline(report.trust))
+    tip = s.repo.resolve(f"refs/heads/{s.pinned.challenge.branch}")
+    return private.missing(s, tip, known)
 
 
 def load_key(env: Mapping[str, str]) -> keys.SigningKey:
@@ -115,40 +148,77 @@ class Signed:
 
 def sign(s: Session, files: list[Path], key: keys.SigningKey) -> Signed:
     """Check every result against the repository (the commit exists, its tree is the one
-    reported, the challenge is the one in force) and sign the scored ones, parents first.
-    Raises FormatError or ConfigError before signing anything when a file does not pass."""
-    results = [r for path in files for r in _read(path, s.pinned.digest)]
+    reported, the challenge is the one in force) and sign the scored ones, parents first,
+    on the split each file was scored on. Raises FormatError or ConfigError before signing
+    anything when a file does not pass."""
+    read = [_read(path, s.pinned.digest) for path in files]
     order = {c: i for i, c in enumerate(_branch_commits(s))}
-    for r in results:
-        if r.commit not in order:
-            raise ConfigError(
-                f"result for {r.commit[:12]}, which is not on the challenge branch",
-                hint="sign only results of a plan made for this branch",
-            )
-        if s.repo.commit(r.commit).tree != r.tree:
-            raise FormatError(f"result for {r.commit[:12]} names another tree than the commit's")
-    results.sort(key=lambda r: order[r.commit])
+    for _, results in read:
+        for r in results:
+            if r.commit not in order:
+                raise ConfigError(
+                    f"result for {r.commit[:12]}, which is not on the challenge branch",
+                    hint="sign only results of a plan made for this branch",
+                )
+            if s.repo.commit(r.commit).tree != r.tree:
+                raise FormatError(
+                    f"result for {r.commit[:12]} names another tree than the commit's"
+                )
     name, email = identity(s.repo)
     signer = records.Signer(key.keyid, email, name)
+    done = Signed([], [], [])
+    for split in ("public", private.SPLIT):
+        results = sorted(
+            (r for got_split, rs in read if got_split == split for r in rs),
+            key=lambda r: order[r.commit],
+        )
+        if results:
+            _sign_split(s, key, signer, split, results, done)
+    return done
+
+
+def _sign_split(
+    s: Session,
+    key: keys.SigningKey,
+    signer: records.Signer,
+    split: str,
+    results: list[Result],
+    done: Signed,
+) -> None:
+    digest = s.pinned.digest
+    on_private = split == private.SPLIT
     index = cache.load_index(s.repo, s.local)
-    attested, already, failed = [], [], []
+    known: dict[str, Decimal] = {}
+    if on_private:
+        # Any trusted evaluator's private score stands: one per commit is revealed.
+        report = verify_mod.verify(s.repo.common_dir)
+        assert report.head is not None
+        rows = verify_mod.verified_rows(s.repo, report.head)
+        known = private.scored(rows, digest, trust.Timeline(report.trust))
+
+    def signed_before(commit: str) -> bool:
+        return commit in known if on_private else index.has(commit, digest, key.keyid)
+
+    def score_of(commit: str) -> Decimal | None:
+        return known.get(commit) if on_private else known.get(commit, index.score(commit, digest))
+
     last = None
     for r in results:
         if r.score is None:
-            failed.append((r.commit, r.error or "no score"))
-        elif index.has(r.commit, s.pinned.digest, key.keyid) or r.commit in attested:
-            already.append(r.commit)
-        else:
-            parents = s.repo.commit(r.commit).parents
-            parent = index.score(parents[0], s.pinned.digest) if parents else None
-            got = Scored(records.score_of(r.score), r.duration_ms, cached=False)
-            last = attest(s, key, signer, r.commit, got, parent, last)
-            index.scores.setdefault(r.commit, {}).setdefault(s.pinned.digest, r.score)
-            attested.append(r.commit)
-    return Signed(attested, already, failed)
+            done.failed.append((r.commit, r.error or "no score"))
+            continue
+        if signed_before(r.commit) or r.commit in done.attested:
+            done.already.append(r.commit)
+            continue
+        parents = s.repo.commit(r.commit).parents
+        parent = score_of(parents[0]) if parents else None
+        got = Scored(records.score_of(r.score), r.duration_ms, cached=False)
+        last = attest(s, key, signer, r.commit, got, parent, last, split=split)
+        known[r.commit] = records.score_of(r.score)
+        done.attested.append(r.commit)
 
 
-def _read(path: Path, digest: str) -> list[Result]:
+def _read(path: Path, digest: str) -> tuple[str, list[Result]]:
     try:
         doc = json.loads(path.read_bytes())
     except FileNotFoundError:
@@ -162,6 +232,9 @@ def _read(path: Path, digest: str) -> list[Result]:
             f"{path} was scored under another challenge version than the one in force",
             hint="plan and score again",
         )
+    split = doc.get("split", "public")
+    if split not in ("public", private.SPLIT):
+        raise FormatError(f"{path} names an unknown split {str(split)[:40]!r}")
     out = []
     for item in doc.get("results") or []:
         try:
@@ -176,7 +249,7 @@ def _read(path: Path, digest: str) -> list[Result]:
             )
         except (KeyError, TypeError, ValueError):
             raise FormatError(f"{path} holds a malformed result") from None
-    return out
+    return split, out
 
 
 def object_id(value: object) -> str:

@@ -16,6 +16,7 @@ from gitcoop import (
     keys,
     ledger,
     pinned,
+    private,
     rounds,
     scoring,
     trust,
@@ -129,6 +130,7 @@ class Scores:
     assurance: dict[str, str] = field(default_factory=dict)  # of every trusted commit
     dropped: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    private: dict[str, Decimal] = field(default_factory=dict)  # trusted private-split scores
 
 
 _Claim = tuple[vindex.Row, trust.Member]
@@ -144,6 +146,7 @@ class _Sorted:
     earlier: dict[str, _Claim] = field(default_factory=dict)  # authorship under another version
     dropped: dict[str, str] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # keyid -> the name its rows give
+    private: list[vindex.Row] = field(default_factory=list)  # scores on the private split
 
     def add(self, row: vindex.Row, member: trust.Member | None, times: Mapping[int, str]) -> None:
         if member is not None and member.windowed and not member.valid_at(times[row.seq]):
@@ -180,6 +183,9 @@ def _scores(
     by = _Sorted()
     first, names, always = by.first, by.names, timeline.always
     for row in rows:
+        if row.split != "public":
+            by.private.append(row)
+            continue
         if row.challenge != digest:
             by.add_elsewhere(row, timeline)
             continue
@@ -189,7 +195,7 @@ def _scores(
             names.setdefault(row.keyid, row.name)
         else:
             by.add(row, timeline.member(row.keyid, row.seq), times)
-    out = Scores(dropped=by.dropped)
+    out = Scores(dropped=by.dropped, private=private.scored(by.private, digest, timeline))
     people: dict[tuple[str, str], scoring.Contributor] = {}
     required = _RANK[ch.require]
     more, reviews, earlier = by.more, by.reviews, by.earlier
@@ -276,6 +282,24 @@ def _settle(
                 )
             )
     return chosen, level
+
+
+def _on_private_split(got: Scores, state: RoundState, notes: list[str]) -> None:
+    """A closed round of a challenge with a private split is credited on the private
+    scores its close revealed; an open one is shown on the public split, provisionally."""
+    if state.close is None:
+        notes.append(
+            f"round {state.round.name} is decided on the private split when it closes; "
+            "until then, this is the public split"
+        )
+        return
+    for commit, s in list(got.counted.items()):
+        score = got.private.get(commit)
+        if score is None:
+            del got.counted[commit]
+            got.dropped[commit] = "no private-split score from a trusted evaluator"
+        else:
+            got.counted[commit] = scoring.Scored(score, s.contributor)
 
 
 def _windowed(timeline: trust.Timeline, row: vindex.Row) -> bool:
@@ -493,6 +517,8 @@ def _credit(
     window = None
     if state is not None:
         window = scoring.Window(state.commits, f"not in round {state.round.name}")
+        if ch.private is not None:
+            _on_private_split(got, state, notes)
     result = scoring.compute(
         nodes,
         got.counted,

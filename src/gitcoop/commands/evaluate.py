@@ -7,7 +7,7 @@ import hashlib
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -72,10 +72,19 @@ class Scorer:
     ``repo`` must belong to the calling thread: pygit2 handles are not shared across threads.
     """
 
-    def __init__(self, repo: Repo, local: Path, pin: Pinned, *, reuse: bool = True) -> None:
+    def __init__(
+        self,
+        repo: Repo,
+        local: Path,
+        pin: Pinned,
+        *,
+        reuse: bool = True,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         self._repo = repo
         self._pin = pin
         self._reuse = reuse  # False: always run the metric (a reproduction)
+        self._extra_env = dict(extra_env or {})
         self._scores = cache.ScoreCache(local)
         self._held = contextlib.ExitStack()
         self._path: Path | None = None
@@ -97,7 +106,7 @@ class Scorer:
             result = run_metric(
                 MetricSpec(m.command, m.name, m.timeout, m.output_limit),
                 self._path,
-                extra_env={"COOP_COMMIT": commit},
+                extra_env={"COOP_COMMIT": commit, **self._extra_env},
             )
         except GitcoopError as exc:
             return Scored(None, 0, cached=False, error=str(exc))
@@ -234,9 +243,10 @@ def attest(
     score: Scored,
     parent_score: Decimal | None,
     after: ledger.Head | None,
+    split: str = "public",
 ) -> ledger.Head:
-    """Sign a metric-delta attestation of ``commit``'s score and append it (after the head
-    ``after``, when the caller knows it); return the new head."""
+    """Sign a metric-delta attestation of ``commit``'s score on ``split`` and append it
+    (after the head ``after``, when the caller knows it); return the new head."""
     info = s.repo.commit(commit)
     assert score.score is not None
     ch = s.pinned.challenge
@@ -247,7 +257,7 @@ def attest(
         origin=s.head.origin,
         metric=ch.metric.name,
         direction=ch.metric.direction,
-        split="public",
+        split=split,
         score=score.score,
         parent=info.parents[0] if info.parents else None,
         parent_score=parent_score,

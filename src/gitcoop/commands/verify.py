@@ -181,6 +181,7 @@ def _check_subjects(repo: Repo, atts: list[tuple[int, _Proved]], report: Report)
                 s.name,
                 att.challenge,
                 review,
+                att.split if isinstance(att, records.Attestation) else "public",
             )
         )
 
