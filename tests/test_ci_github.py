@@ -210,3 +210,36 @@ def test_a_name_cannot_inject_markup_into_the_pull_request_comment() -> None:
     assert "](" not in row.replace("\\](", "")  # every link bracket is escaped
     assert "<b>" not in row and "https://" not in row
     assert "| 2 | **this pull request** |" in text
+
+
+def test_a_pull_request_sees_scores_rounded_to_min_delta() -> None:
+    from decimal import Decimal
+
+    from gitcoop.ci.github import Report, public
+
+    raw = Report(
+        3,
+        "a" * 40,
+        "b" * 40,
+        "accuracy",
+        Decimal("0.81234"),
+        Decimal("0.80111"),
+        Decimal("0"),
+        0,
+        [("ada@example.org", Decimal("0.8149"), "c" * 40)],
+        [Decimal("0.8011"), Decimal("0.8149")],
+    )
+    seen = public(raw, Decimal("0.01"), maximize=True)
+    assert (seen.score, seen.base_score, seen.delta) == (
+        Decimal("0.81"),
+        Decimal("0.80"),
+        Decimal("0.01"),
+    )
+    assert seen.board[0][1] == Decimal("0.81") and seen.history == [
+        Decimal("0.80"),
+        Decimal("0.81"),
+    ]
+    assert seen.place == 2  # equal after rounding: who got there first keeps the place
+    exact = public(raw, Decimal("0"), maximize=True)
+    assert exact.score == Decimal("0.81234") and exact.place == 2
+    assert public(raw, Decimal("0"), maximize=False).place == 1

@@ -21,6 +21,7 @@ from gitcoop import _gitcli
 from gitcoop.ci.batch import append, object_id, plan, write_outputs
 from gitcoop.commands.credit import CreditReport, credit
 from gitcoop.commands.evaluate import Scorer
+from gitcoop.commands.leaderboard import rounded
 from gitcoop.errors import ConfigError, MetricError
 from gitcoop.metric import decimal_text
 from gitcoop.render import inert_markdown
@@ -198,13 +199,32 @@ def _score(s: Session, pr: PullRequest) -> Report:
         head = _measure(scorer, pr.head)
         known = done.scores.get(base)
         base_score = known.score if known is not None else _measure(scorer, base)
-    delta = head - base_score if s.pinned.challenge.maximize else base_score - head
-    board = _board(done)
-    sign = 1 if s.pinned.challenge.maximize else -1
-    place = 1 + sum((best - head) * sign > 0 for _, best, _ in board)
     history = [done.scores[c].score for c in done.mainline if c in done.scores]
-    metric = s.pinned.challenge.metric.name
-    return Report(pr.number, pr.head, base, metric, head, base_score, delta, place, board, history)
+    ch = s.pinned.challenge
+    board = _board(done)
+    return public(
+        Report(pr.number, pr.head, base, ch.metric.name, head, base_score, head, 0, board, history),
+        ch.min_delta,
+        ch.maximize,
+    )
+
+
+def public(r: Report, step: Decimal, maximize: bool) -> Report:
+    """The report as a pull request may see it: every score rounded to ``step`` (the
+    challenge's min_delta), so a stream of pull requests cannot probe the test set finer
+    than credit counts, and the place among equal scores after those who got there
+    first."""
+
+    def q(value: Decimal) -> Decimal:
+        return rounded(value, step)
+
+    head, base = q(r.score), q(r.base_score)
+    board = [(who, q(best), commit) for who, best, commit in r.board]
+    sign = 1 if maximize else -1
+    place = 1 + sum((best - head) * sign >= 0 for _, best, _ in board)
+    delta = head - base if maximize else base - head
+    history = [q(v) for v in r.history]
+    return Report(r.number, r.commit, r.base, r.metric, head, base, delta, place, board, history)
 
 
 def _measure(scorer: Scorer, commit: str) -> Decimal:

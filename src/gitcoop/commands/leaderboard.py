@@ -93,12 +93,12 @@ def leaderboard(
         if (inside is None or commit in inside) and commit in order and commit != baseline
     ]
     sign = -1 if ch.maximize else 1
-    scored.sort(key=lambda cs: (sign * _rounded(cs[1].score, step), order[cs[0]]))
+    scored.sort(key=lambda cs: (sign * rounded(cs[1].score, step), order[cs[0]]))
     commits = [
         Place(
             i + 1,
             commit,
-            _rounded(s.score, step),
+            rounded(s.score, step),
             s.contributor.name,
             s.contributor.email,
             s.contributor.keyid,
@@ -121,7 +121,8 @@ def _people(commits: list[Place]) -> list[Place]:
     ]
 
 
-def _rounded(score: Decimal, step: Decimal) -> Decimal:
+def rounded(score: Decimal, step: Decimal) -> Decimal:
+    """``score`` rounded half-even to a multiple of ``step`` (unchanged for a step of 0)."""
     if not step:
         return score
     return (score / step).to_integral_value(rounding=ROUND_HALF_EVEN) * step
