@@ -73,3 +73,25 @@ def running() -> Iterator[Node]:
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@contextmanager
+def fee_market(node: Node) -> Iterator[Node]:
+    """Let a test stop mining (``evm_setAutomine``) and move the base fee; afterwards the
+    pool is empty, mining automatic and the next base fee what it was: ``evm_revert``
+    restores none of these."""
+    base = node.call("eth_getBlockByNumber", "pending", False)["baseFeePerGas"]
+    try:
+        yield node
+    finally:
+        node.call("anvil_dropAllTransactions")
+        node.call("evm_setAutomine", True)
+        node.call("anvil_setNextBlockBaseFeePerGas", base)
+
+
+def price_out(node: Node, fee: int) -> int:
+    """Mine one block whose base fee is above ``fee`` (wei): a transaction offering at most
+    that cannot be in it, and anvil drops it from its pool. Returns the next base fee."""
+    node.call("anvil_setNextBlockBaseFeePerGas", hex(fee * 3 // 2))
+    node.call("anvil_mine", "0x1")
+    return int(node.call("eth_getBlockByNumber", "pending", False)["baseFeePerGas"], 16)

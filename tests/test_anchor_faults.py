@@ -28,6 +28,22 @@ def _entries(p: Player) -> int:
     return len(json.loads(p.coop("log", "--json").stdout))
 
 
+def _journal(p: Player) -> dict:
+    return json.loads((p.repo / ".git/coop/anchor.json").read_text())
+
+
+def _ledger(p: Player) -> str:
+    return p.git("rev-parse", "refs/coop/ledger").stdout.strip()
+
+
+def _anchored_txs(p: Player, anvil: Node) -> list[str]:
+    """The transaction of each anchor entry, every one final on the chain."""
+    out = p.coop("verify", "--chain", "--rpc", anvil.url, "--confirmations", "1", "--json")
+    found = json.loads(out.stdout)
+    assert all(a["status"] == "final" for a in found), found
+    return [a["tx"] for a in found]
+
+
 def test_http_429_and_5xx_are_retried(world: World, anvil: Node) -> None:
     m = world.maintainer()
     faults = {"eth_chainId": [("http", 429), ("http", 503)], "eth_blockNumber": [("http", 502)]}
@@ -65,16 +81,61 @@ def test_the_node_already_having_our_transaction_is_success(
     assert _sent(anvil) - before == 1
 
 
-def test_nonce_too_low_for_a_transaction_the_node_lacks_is_an_error(
+def test_nonce_too_low_from_a_node_that_counts_the_nonce_free_is_an_error(
     world: World, anvil: Node
 ) -> None:
     m = world.maintainer()
-    entries = _entries(m)
+    entries, before = _entries(m), _sent(anvil)
     faults = {"eth_sendRawTransaction": [("error", -32000, "nonce too low")]}
     with proxying(Proxy(anvil.url, faults)) as proxy:
         out = _anchor(m, proxy.url, anvil.keys[0])
-    assert out.returncode == 1 and "refused eth_sendRawTransaction: nonce too low" in out.stderr
-    assert _entries(m) == entries
+    # None of ours has the nonce, yet the node counts it as the next: signing the same
+    # anchoring again at "the next nonce" would go round in circles.
+    assert out.returncode == 1, out.stderr
+    assert f"refused nonce {before} as too low, yet counts {before} as the next" in out.stderr
+    assert _entries(m) == entries and len(_journal(m)["txs"]) == 1
+
+
+def test_a_send_refused_as_underpriced_is_replaced_with_bumped_fees(
+    world: World, anvil: Node
+) -> None:
+    m = world.maintainer()
+    before = _sent(anvil)
+    faults = {"eth_sendRawTransaction": [("error", -32000, "replacement transaction underpriced")]}
+    with proxying(Proxy(anvil.url, faults)) as proxy:
+        out = _anchor(m, proxy.url, anvil.keys[0])
+    assert out.returncode == 0 and "anchored entry #1" in out.stdout, out.stderr
+    assert "replacement transaction underpriced; replacing it with" in out.stderr
+    j = _journal(m)
+    first, second = j["txs"]
+    assert first["nonce"] == second["nonce"] and j["tx"] == second["tx"]
+    assert second["max_fee"] * 8 >= first["max_fee"] * 9 and second["tip"] * 8 >= first["tip"] * 9
+    assert proxy.calls.count("eth_sendRawTransaction") == 2 and _sent(anvil) - before == 1
+    assert anvil.call("eth_getTransactionByHash", first["tx"]) is None  # never reached it
+    assert _anchored_txs(m, anvil) == [second["tx"]]
+
+
+def test_a_node_that_always_says_underpriced_stops_with_the_ledger_unchanged(
+    world: World, anvil: Node
+) -> None:
+    m = world.maintainer()
+    before, ledger = _sent(anvil), _ledger(m)
+    faults = {"eth_sendRawTransaction": [("error", -32000, "transaction underpriced")] * 10}
+    with proxying(Proxy(anvil.url, faults)) as proxy:
+        out = _anchor(m, proxy.url, anvil.keys[0])
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("gitcoop: error:")]
+    assert out.returncode == 1 and len(errors) == 1, out.stderr
+    assert "refused the anchoring transaction as underpriced 4 times" in errors[0]
+    assert proxy.calls.count("eth_sendRawTransaction") == 4  # bounded: 1 + 3 replacements
+    assert _ledger(m) == ledger and _sent(anvil) == before
+    j = _journal(m)
+    assert j["state"] == "prepared" and len(j["txs"]) == 4 and j["tx"] == j["txs"][-1]["tx"]
+    for old, new in zip(j["txs"], j["txs"][1:], strict=False):
+        assert new["nonce"] == old["nonce"] and new["max_fee"] * 8 >= old["max_fee"] * 9
+    assert j["txs"][-1]["max_fee"] <= j["cap"]
+    out = _anchor(m, anvil.url, anvil.keys[0], check=True)  # a node that takes it
+    assert "resuming" in out.stderr and _sent(anvil) - before == 1
+    assert _anchored_txs(m, anvil) == [j["tx"]] and len(_journal(m)["txs"]) == 4
 
 
 def test_insufficient_funds_signs_nothing(world: World, anvil: Node) -> None:
@@ -98,7 +159,6 @@ def test_a_failed_transaction_is_not_an_anchor(world: World, anvil: Node) -> Non
         out = _anchor(m, proxy.url, anvil.keys[0])
     assert out.returncode == 1 and "failed (status 0)" in out.stderr
     assert _entries(m) == entries
-    journal = json.loads((m.repo / ".git/coop/anchor.json").read_text())
-    assert journal["state"] == "failed"
+    assert _journal(m)["state"] == "failed"
     again = _anchor(m, anvil.url, anvil.keys[0], check=True)  # a new transaction, recorded
     assert "anchored entry #1" in again.stdout

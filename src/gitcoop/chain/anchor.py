@@ -2,10 +2,13 @@
 machine, then record the anchor in the ledger.
 
 The journal (``anchor.json`` in the local gitcoop directory) is written before each step
-that talks to the chain: ``prepared`` (the signed raw transaction and its hash, before it
-is sent), ``broadcast``, ``included`` (block number and hash), ``final``. A run that dies
-at any point resumes from the journal: the same raw transaction is sent again (nodes
-answer with the same hash), never a second one for the same head.
+that talks to the chain: ``prepared`` (a signed raw transaction and its hash, before it is
+sent), ``broadcast``, ``included`` (block number and hash), ``final``. A run that dies at
+any point resumes from the journal: the newest journaled transaction is sent again (nodes
+answer with the same hash), never an unjournaled one. A transaction not mined within the
+wait, or refused as underpriced, is replaced: the same nonce, both fees raised by at least
+12.5%, never above the cap. The journal keeps every transaction it signed, and a receipt
+for any of them is the anchor.
 """
 
 from __future__ import annotations
@@ -15,18 +18,31 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from gitcoop import _fs, constants, ledger, records
 from gitcoop.chain.rpc import Finality, Rpc, RpcError
 from gitcoop.commands import verify as verify_mod
-from gitcoop.errors import ConfigError, GitcoopError, VerificationError
+from gitcoop.errors import ConfigError, GitcoopError, GitOperationError, VerificationError
 from gitcoop.session import Session, open_session, signer_for
 
 TAG = b"gitcoop-anchor-v1\x00"  # domain separation: this calldata means nothing else
 JOURNAL = "anchor.json"
+JOURNAL_VERSION = 2  # 1: one transaction (raw, tx); 2: every transaction signed, fees, cap
 FAULT_ENV = "GITCOOP_FAULT"  # tests: "anchor:<point>" kills the process at that point
+CAP_FACTOR = 3  # the default cap on maxFeePerGas: this many times the first estimate
+TRIES = 3  # replacements in a row a node may refuse as underpriced before we stop
+# geth's txpool and anvil want a replacement to raise both fees by 10% (geth's PriceBump);
+# 12.5% leaves a margin for nodes that round or ask for more.
+_BUMP_NUM, _BUMP_DEN = 9, 8
+# A node's answers to a transaction it has: geth, erigon "already known"; older geth
+# "known transaction"; anvil "transaction already imported".
+_KNOWN = ("already known", "already imported", "known transaction")
+# Fees too low to enter the pool or to be mined now: geth's ErrUnderpriced,
+# ErrReplaceUnderpriced and ErrFeeCapTooLow (anvil words the last one the same way).
+_UNDERPRICED = ("underpriced", "less than block base fee")
 Say = Callable[[str], None]
 
 
@@ -35,6 +51,17 @@ def calldata(origin: str, size: int, head: str) -> str:
     return (
         "0x" + (TAG + bytes.fromhex(origin) + size.to_bytes(8, "big") + bytes.fromhex(head)).hex()
     )
+
+
+@dataclass
+class Sent:
+    """One signed transaction of an anchoring (journaled before it is sent)."""
+
+    tx: str
+    raw: str
+    nonce: int
+    max_fee: int  # maxFeePerGas, wei
+    tip: int  # maxPriorityFeePerGas, wei
 
 
 @dataclass
@@ -47,12 +74,25 @@ class Journal:
     head: str  # its hash
     data: str
     sender: str
-    nonce: int
-    raw: str
-    tx: str
+    gas: int
+    cap: int  # wei: no transaction is signed with a higher maxFeePerGas
+    nonce: int  # the nonce in play
+    tx: str  # the transaction in play: the newest signed, or, once included, the one mined
+    txs: list[Sent]  # every transaction signed for this anchoring, oldest first
     block_number: int | None = None
     block_hash: str | None = None
     history: list[str] = field(default_factory=list)
+    version: int = JOURNAL_VERSION
+
+    @property
+    def current(self) -> Sent:
+        """The journaled transaction ``tx`` names."""
+        return next(t for t in self.txs if t.tx == self.tx)
+
+    def add(self, sent: Sent) -> None:
+        """Make ``sent`` the transaction in play (keeping the ones before it)."""
+        self.txs.append(sent)
+        self.tx, self.nonce = sent.tx, sent.nonce
 
     def save(self, path: Path, state: str) -> None:
         """Move to ``state`` and write the journal (atomically, durably) before going on."""
@@ -62,17 +102,76 @@ class Journal:
 
     @classmethod
     def load(cls, path: Path) -> Journal | None:
-        """The journal, or None; raises ConfigError for one that cannot be read."""
+        """The journal, or None; a version 1 journal is read as version 2. Raises
+        ConfigError for one that cannot be read, or that a newer gitcoop wrote."""
         raw = _fs.read_or_none(path)
         if raw is None:
             return None
         try:
-            return cls(**json.loads(raw))
-        except (ValueError, TypeError):
+            obj = json.loads(raw)
+            version = obj.get("version", 1)
+            if version == 1:
+                obj = _from_v1(obj)
+            elif version != JOURNAL_VERSION:
+                raise ConfigError(
+                    f"the anchoring journal {path} has version {version}; this gitcoop "
+                    f"reads versions 1 and {JOURNAL_VERSION}",
+                    hint="finish the anchoring with the gitcoop that started it",
+                )
+            obj["txs"] = [Sent(**t) for t in obj["txs"]]
+            journal = cls(**obj)
+            if all(t.tx != journal.tx for t in journal.txs):
+                raise ValueError("tx names no journaled transaction")
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             raise ConfigError(
                 f"the anchoring journal {path} is unreadable",
-                hint="look up its transaction by hand before removing it",
+                hint="look up its transactions by hand before removing it",
             ) from None
+        return journal
+
+
+def _from_v1(obj: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 journal (one transaction: ``raw`` and ``tx``) as version 2: the fees
+    and gas are read back from the signed transaction; the cap is three times its max fee,
+    which was the first estimate."""
+    raw = obj.pop("raw")
+    _, nonce, tip, max_fee, gas = _tx_fields(raw)
+    obj["txs"] = [asdict(Sent(obj["tx"], raw, nonce, max_fee, tip))]
+    obj.update(gas=gas, cap=CAP_FACTOR * max_fee, nonce=nonce, version=JOURNAL_VERSION)
+    return obj
+
+
+def _tx_fields(raw: str) -> tuple[int, int, int, int, int]:
+    """(chainId, nonce, maxPriorityFeePerGas, maxFeePerGas, gas) of a signed EIP-1559
+    (type 2) transaction given as 0x hex; raises ValueError for anything else."""
+    data = bytes.fromhex(raw.removeprefix("0x"))
+    if not data or data[0] != 2:
+        raise ValueError("not an EIP-1559 transaction")
+    body, end = _rlp(data, 1)
+    if end != len(data):
+        raise ValueError("trailing bytes after the transaction")
+    fields, i = [], 0
+    for _ in range(5):
+        item, i = _rlp(body, i)
+        fields.append(int.from_bytes(item, "big"))
+    chain, nonce, tip, max_fee, gas = fields
+    return chain, nonce, tip, max_fee, gas
+
+
+def _rlp(data: bytes, i: int) -> tuple[bytes, int]:
+    """The payload of the RLP item at ``i`` (a string or a list), and the index after it."""
+    p = data[i]
+    if p < 0x80:
+        return data[i : i + 1], i + 1
+    short, long_ = (0x80, 0xB7) if p < 0xC0 else (0xC0, 0xF7)
+    if p <= long_:
+        start, n = i + 1, p - short
+    else:
+        k = p - long_
+        start, n = i + 1 + k, int.from_bytes(data[i + 1 : i + 1 + k], "big")
+    if start + n > len(data):
+        raise ValueError("truncated RLP")
+    return data[start : start + n], start + n
 
 
 @dataclass(frozen=True)
@@ -92,6 +191,16 @@ def _fault(point: str) -> None:
         os._exit(137)  # as SIGKILL would leave it: nothing flushed, nothing cleaned up
 
 
+def gwei(wei: int) -> str:
+    """``wei`` in gwei, exactly, without trailing zeros (``12.5``, ``0.000000007``)."""
+    text = f"{Decimal(wei) / 10**9:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _wei(gwei_: float) -> int:
+    return int(Decimal(repr(gwei_)) * 10**9)
+
+
 def anchor(
     path: str | Path,
     url: str,
@@ -101,10 +210,14 @@ def anchor(
     confirmations: int | None = None,
     dry_run: bool = False,
     wait: float = 120.0,
+    max_fee_gwei: float | None = None,
     say: Say = lambda _: None,
 ) -> Anchored:
     """Anchor the ledger head (the newest entry that is not itself an anchor) on chain
-    ``chain_id`` through the node at ``url``, or resume an anchoring the journal holds."""
+    ``chain_id`` through the node at ``url``, or resume an anchoring the journal holds.
+    No transaction is signed with a maxFeePerGas above ``max_fee_gwei`` (default: the
+    journal's cap, three times the first estimate). Raises GitcoopError when a
+    transaction is not mined in time, or its replacement would pass the cap."""
     from gitcoop import eth
 
     verify_mod.verify(path)
@@ -117,6 +230,7 @@ def anchor(
             hint="check --rpc and --chain-id; nothing was signed",
         )
     sender = eth.address_of(secret)
+    cap = None if max_fee_gwei is None else _wei(max_fee_gwei)
     where = s.local / JOURNAL
     j = Journal.load(where)
     if j is not None and j.state not in ("final", "failed"):
@@ -125,17 +239,21 @@ def anchor(
                 f"an anchoring on chain {j.chain_id} from {j.sender} is unfinished",
                 hint="finish it with the same --chain-id and key",
             )
+        if dry_run:  # nothing is sent, signed or journaled
+            return Anchored("prepared", j.seq, j.head, j.tx)
         say(f"gitcoop: resuming the anchoring of entry #{j.seq} ({j.state}, tx {j.tx})")
+        if cap is not None:
+            j.cap = cap  # journaled with the next step: later runs keep the higher cap
     else:
         seq, head, done = _target(s)
         if done and not _lost(path, url, seq):
             return Anchored("already", seq, head)
-        j = _prepare(s, rpc, secret, sender, chain_id, seq, head)
+        j = _prepare(s, rpc, secret, sender, chain_id, seq, head, cap)
         if dry_run:
             return Anchored("prepared", seq, head, j.tx)
         j.save(where, "prepared")
         _fault("after-prepare")
-    return _advance(s, rpc, j, where, confirmations, wait, say)
+    return _advance(s, _Run(rpc, secret, j, where, wait, say), confirmations)
 
 
 def _target(s: Session) -> tuple[int, str, bool]:
@@ -163,15 +281,47 @@ def _body(rec: ledger.Record) -> dict[str, Any]:
     return dict(obj["body"])
 
 
-def _prepare(
-    s: Session, rpc: Rpc, secret: bytes, sender: str, chain_id: int, seq: int, head: str
-) -> Journal:
-    from gitcoop import eth
-
-    data = calldata(s.head.origin, seq + 1, head)
-    nonce = int(rpc.call("eth_getTransactionCount", sender, "pending"), 16)
+def _fees(rpc: Rpc) -> tuple[int, int]:
+    """(base fee, priority fee) now: the base fee of the next block where the node names
+    it (its ``pending`` block), else of the latest."""
     tip = int(rpc.call("eth_maxPriorityFeePerGas"), 16)
     base = int(rpc.call("eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
+    try:
+        pending = rpc.call("eth_getBlockByNumber", "pending", False)
+    except RpcError:
+        pending = None  # not every node serves the pending block
+    if isinstance(pending, dict) and pending.get("baseFeePerGas"):
+        base = max(base, int(pending["baseFeePerGas"], 16))
+    return base, tip
+
+
+def _over_cap(what: str, least: int, cap: int, hint: str) -> GitcoopError:
+    return GitcoopError(
+        f"{what} needs a max fee of at least {gwei(least)} gwei, above the cap of "
+        f"{gwei(cap)} gwei (--max-fee-gwei)",
+        hint=hint,
+    )
+
+
+def _priced(base: int, tip: int, least: int, cap: int) -> int:
+    """The maxFeePerGas to sign: twice the base fee plus the tip (room for six full blocks
+    of base-fee rise), at least ``least``, at most ``cap`` (the caller checked least <= cap)."""
+    return min(max(least, 2 * base + tip), cap)
+
+
+def _prepare(
+    s: Session,
+    rpc: Rpc,
+    secret: bytes,
+    sender: str,
+    chain_id: int,
+    seq: int,
+    head: str,
+    cap: int | None,
+) -> Journal:
+    data = calldata(s.head.origin, seq + 1, head)
+    nonce = int(rpc.call("eth_getTransactionCount", sender, "pending"), 16)
+    base, tip = _fees(rpc)
     call = {"from": sender, "to": sender, "data": data, "value": "0x0"}
     try:
         gas = int(rpc.call("eth_estimateGas", call), 16)
@@ -180,43 +330,204 @@ def _prepare(
             f"the node cannot run the anchoring transaction: {exc.text}",
             hint="fund the account, or check the key; nothing was signed",
         ) from None
-    cost, balance = gas * (2 * base + tip), int(rpc.call("eth_getBalance", sender, "latest"), 16)
+    if cap is None:
+        cap = CAP_FACTOR * (2 * base + tip)
+    if base + tip > cap:
+        raise _over_cap(
+            "the anchoring transaction", base + tip, cap, "raise --max-fee-gwei; nothing was signed"
+        )
+    max_fee = _priced(base, tip, base + tip, cap)
+    cost, balance = gas * max_fee, int(rpc.call("eth_getBalance", sender, "latest"), 16)
     if balance < cost:
         raise ConfigError(
             f"insufficient funds: {sender} holds {balance} wei, the anchoring transaction may "
             f"cost up to {cost}",
             hint="fund the account; nothing was signed",
         )
+    j = Journal("new", chain_id, seq, head, data, sender, gas, cap, nonce, "", [])
+    j.add(_sign(j, secret, nonce, max_fee, tip))
+    return j
+
+
+def _sign(j: Journal, secret: bytes, nonce: int, max_fee: int, tip: int) -> Sent:
+    from gitcoop import eth
+
+    assert tip <= max_fee <= j.cap
     tx = {
         "type": 2,
-        "chainId": chain_id,
+        "chainId": j.chain_id,
         "nonce": nonce,
-        "to": sender,
+        "to": j.sender,
         "value": 0,
-        "data": data,
-        "gas": gas,
+        "data": j.data,
+        "gas": j.gas,
         "maxPriorityFeePerGas": tip,
-        "maxFeePerGas": 2 * base + tip,
+        "maxFeePerGas": max_fee,
     }
     raw, txhash = eth.sign_transaction(tx, secret)
-    return Journal("new", chain_id, seq, head, data, sender, nonce, raw, txhash)
+    return Sent(txhash, raw, nonce, max_fee, tip)
 
 
-def _advance(
-    s: Session,
-    rpc: Rpc,
-    j: Journal,
-    where: Path,
-    confirmations: int | None,
-    wait: float,
-    say: Say,
-) -> Anchored:
-    if j.state in ("prepared", "broadcast"):
-        _broadcast(rpc, j)
-        if j.state == "prepared":
-            j.save(where, "broadcast")
+def _bumped(fee: int) -> int:
+    return max(fee + 1, -(-fee * _BUMP_NUM // _BUMP_DEN))
+
+
+class _NonceTaken(Exception):
+    """The node spent the journal's nonce on a transaction that is none of ours."""
+
+
+class _Run:
+    """One run of an anchoring: the node, the key, the journal and where it is kept."""
+
+    def __init__(self, rpc: Rpc, secret: bytes, j: Journal, where: Path, wait: float, say: Say):
+        self.rpc, self.secret, self.j, self.where = rpc, secret, j, where
+        self.wait, self.say = wait, say
+
+    def settle(self) -> dict[str, Any]:
+        """Send the transaction in play and wait for a receipt of any journaled one; one
+        not mined within the wait is replaced once, and waited for again. Raises
+        GitcoopError when there is still no receipt."""
+        for attempt in range(2):
+            self.send()
+            receipt = self.receipt()
+            if receipt is not None:
+                return receipt
+            if attempt == 0:
+                self.replace(f"no receipt for {self.j.tx} after {self.wait:.0f}s")
+        n = len(self.j.txs) - 1
+        before = f", nor for the {n} it replaced" if n > 1 else ", nor for the one it replaced"
+        raise GitcoopError(
+            f"no receipt after {2 * self.wait:.0f}s for {self.j.tx}{before if n else ''}",
+            hint="run git coop anchor again later: it resumes these transactions, and "
+            "replaces them with higher fees if they are still not mined",
+        )
+
+    def send(self) -> None:
+        """Send the transaction in play; one the node refuses as underpriced is replaced
+        (at most TRIES times), one whose nonce another transaction took is signed anew
+        with the node's next nonce (once)."""
+        refused, renonced = 0, False
+        while True:
+            try:
+                self._broadcast()
+                break
+            except _NonceTaken:
+                if renonced:
+                    raise GitOperationError(
+                        f"the node refused nonce {self.j.nonce} as too low twice in a row",
+                        hint="is another program sending from this account? the journal "
+                        "keeps the transactions",
+                    ) from None
+                renonced = True
+                self.renonce()
+            except RpcError as exc:
+                if not any(u in exc.text.lower() for u in _UNDERPRICED):
+                    raise
+                refused += 1
+                if refused > TRIES:
+                    raise GitcoopError(
+                        f"the node refused the anchoring transaction as underpriced {refused} "
+                        f"times, last at a max fee of {gwei(self.j.current.max_fee)} gwei "
+                        f"({exc.text})",
+                        hint="run git coop anchor again later, or with a higher "
+                        "--max-fee-gwei; the journal keeps the transactions",
+                    ) from None
+                self.replace(f"the node refused {self.j.tx}: {exc.text}")
+        if self.j.state == "prepared":
+            self.j.save(self.where, "broadcast")
         _fault("after-broadcast")
-        receipt = _receipt(rpc, j.tx, wait)
+        if len(self.j.txs) > 1:
+            _fault("after-replace-send")
+
+    def _broadcast(self) -> None:
+        j = self.j
+        try:
+            sent = self.rpc.call("eth_sendRawTransaction", j.current.raw)
+        except RpcError as exc:
+            text = exc.text.lower()
+            if any(k in text for k in _KNOWN):
+                return  # this very transaction: the node has it
+            if "nonce too low" in text:
+                if any(self.rpc.call("eth_getTransactionByHash", t.tx) for t in j.txs):
+                    return  # one of ours spent the nonce: its receipt is the anchor
+                raise _NonceTaken from None
+            raise
+        if str(sent).lower() != j.tx.lower():
+            raise VerificationError(f"the node named another hash ({sent}) for {j.tx}")
+
+    def receipt(self) -> dict[str, Any] | None:
+        """The receipt of any journaled transaction, waiting up to the wait for one; the
+        one mined becomes the transaction in play."""
+        deadline = time.monotonic() + self.wait
+        while True:
+            for t in reversed(self.j.txs):
+                receipt = self.rpc.call("eth_getTransactionReceipt", t.tx)
+                if receipt is not None:
+                    self.j.tx, self.j.nonce = t.tx, t.nonce
+                    return dict(receipt)
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.5)
+
+    def replace(self, why: str) -> None:
+        """Sign and journal a replacement of the transaction in play: the same nonce, both
+        fees raised by at least 12.5% over every journaled one, and to what the base fee
+        now needs; raises GitcoopError when that passes the cap (nothing signed)."""
+        j = self.j
+        base, tip_now = _fees(self.rpc)
+        rivals = [t for t in j.txs if t.nonce == j.nonce]
+        tip = max(_bumped(max(t.tip for t in rivals)), tip_now)
+        least = max(_bumped(max(t.max_fee for t in rivals)), base + tip)
+        if least > j.cap:
+            raise _over_cap(
+                f"replacing the anchoring transaction {j.tx}",
+                least,
+                j.cap,
+                f"run git coop anchor again with --max-fee-gwei {gwei(least)} or more; the "
+                "journal keeps the transaction",
+            )
+        old = j.tx
+        j.add(_sign(j, self.secret, j.nonce, _priced(base, tip, least, j.cap), tip))
+        self.say(
+            f"gitcoop: {why}; replacing it with {j.tx} (nonce {j.nonce}, max fee "
+            f"{gwei(j.current.max_fee)} gwei, tip {gwei(tip)} gwei)"
+        )
+        assert old != j.tx
+        j.save(self.where, "prepared")
+        _fault("after-replace")
+
+    def renonce(self) -> None:
+        """Sign and journal the anchoring anew with the node's next nonce: the journal's
+        was taken by a transaction that is none of ours."""
+        j = self.j
+        nonce = int(self.rpc.call("eth_getTransactionCount", j.sender, "pending"), 16)
+        if nonce <= j.nonce:
+            raise GitOperationError(
+                f"the node refused nonce {j.nonce} as too low, yet counts {nonce} as the next "
+                f"nonce of {j.sender}",
+                hint="check the node; the journal keeps the transaction",
+            )
+        base, tip = _fees(self.rpc)
+        if base + tip > j.cap:
+            raise _over_cap(
+                "the anchoring transaction",
+                base + tip,
+                j.cap,
+                f"run git coop anchor again with --max-fee-gwei {gwei(base + tip)} or more",
+            )
+        old = j.nonce
+        j.add(_sign(j, self.secret, nonce, _priced(base, tip, base + tip, j.cap), tip))
+        self.say(
+            f"gitcoop: nonce {old} was taken by a transaction none of ours; anchoring with "
+            f"nonce {nonce} ({j.tx})"
+        )
+        j.save(self.where, "prepared")
+
+
+def _advance(s: Session, run: _Run, confirmations: int | None) -> Anchored:
+    j, where = run.j, run.where
+    if j.state in ("prepared", "broadcast"):
+        receipt = run.settle()
         if int(receipt["status"], 16) != 1:
             j.save(where, "failed")
             raise VerificationError(
@@ -226,45 +537,17 @@ def _advance(
         j.block_number, j.block_hash = int(receipt["blockNumber"], 16), receipt["blockHash"]
         j.save(where, "included")
         _fault("after-receipt")
-    if not _canonical(rpc, j):
-        say(f"gitcoop: block {j.block_number} left the canonical chain; sending again")
+    if not _canonical(run.rpc, j):
+        run.say(f"gitcoop: block {j.block_number} left the canonical chain; sending again")
         j.block_number = j.block_hash = None
         j.save(where, "broadcast")
-        return _advance(s, rpc, j, where, confirmations, wait, say)
+        return _advance(s, run, confirmations)
     assert j.block_number is not None
-    if not Finality(rpc, confirmations).final(j.block_number):
+    if not Finality(run.rpc, confirmations).final(j.block_number):
         return Anchored("included", j.seq, j.head, j.tx, j.block_number)
     entry = _record(s, j)
     j.save(where, "final")
     return Anchored("final", j.seq, j.head, j.tx, j.block_number, entry)
-
-
-def _broadcast(rpc: Rpc, j: Journal) -> None:
-    try:
-        sent = rpc.call("eth_sendRawTransaction", j.raw)
-    except RpcError as exc:
-        text = exc.text.lower()
-        if "already known" in text:
-            return  # this very transaction: the node has it
-        if "nonce too low" in text and rpc.call("eth_getTransactionByHash", j.tx) is not None:
-            return  # ours went through earlier; its nonce is spent by itself
-        raise
-    if str(sent).lower() != j.tx.lower():
-        raise VerificationError(f"the node named another hash ({sent}) for {j.tx}")
-
-
-def _receipt(rpc: Rpc, tx: str, wait: float) -> dict[str, Any]:
-    deadline = time.monotonic() + wait
-    while True:
-        receipt = rpc.call("eth_getTransactionReceipt", tx)
-        if receipt is not None:
-            return dict(receipt)
-        if time.monotonic() > deadline:
-            raise GitcoopError(
-                f"no receipt for {tx} after {wait:.0f}s",
-                hint="run git coop anchor again later: it resumes this transaction",
-            )
-        time.sleep(0.5)
 
 
 def _canonical(rpc: Rpc, j: Journal) -> bool:
