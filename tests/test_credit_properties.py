@@ -147,7 +147,7 @@ def histories(
         maximize=draw(st.booleans()),
         min_delta=draw(st.sampled_from(MIN_DELTAS)),
         lineage=draw(st.sampled_from(LINEAGES)) if lineage else Decimal(0),
-        window=None if inside is None else Window(frozenset(inside), "not in round r"),
+        window=None if inside is None else Window(frozenset(inside)),
     )
 
 
@@ -381,14 +381,14 @@ def test_a_merge_shares_its_delta_by_the_positive_deltas_it_brings_in(
 
     delta = better("m1", "m0")
     assert delta is not None
-    brought = [s for s in sides if s in scores]
-    parts = {"m1": Fraction(1)}  # nothing it brings in is scored: the merge's signer's
-    if brought:
-        weights = {s: max(better(s, side_parent[s]) or Decimal(0), Decimal(0)) for s in brought}
+    parts: dict[str, Fraction] = {}
+    known = all(s in scores and side_parent[s] in (None, *scores) for s in sides)
+    if known:  # else the merge earns nothing: a missing score must not move a share
+        weights = {s: max(better(s, side_parent[s]) or Decimal(0), Decimal(0)) for s in sides}
         total = sum(weights.values(), Decimal(0))
         parts = {
-            s: Fraction(weights[s]) / Fraction(total) if total else Fraction(1, len(brought))
-            for s in brought
+            s: Fraction(weights[s]) / Fraction(total) if total else Fraction(1, len(sides))
+            for s in sides
         }
     expected: dict[str, Fraction] = {}
     for c, part in parts.items():
@@ -407,25 +407,26 @@ def _drop(h: History, data: st.DataObject) -> tuple[Credit, Credit]:
 
 
 @SOME
-@given(h=histories(merges=False), data=st.data())
+@given(h=histories(), data=st.data())
 def test_dropping_an_attestation_never_credits_or_debits_anyone_more(
     h: History, data: st.DataObject
 ) -> None:
+    # Merges and lineage included. Records are not in it: a record is relative to the best
+    # verified before it, which a dropped attestation can lower.
     if not h.scores:
         return
-    before, after = (_table(c) for c in _drop(h, data))
-    for keyid, now in after.items():
-        was = before[keyid]  # nobody without a row before has one after
+    before, after = _drop(h, data)
+    was_rows = {r.contributor.keyid: r for r in before.rows}
+    for now in after.rows:
+        was = was_rows[now.contributor.keyid]  # nobody without a row before has one after
         assert now.commits <= was.commits and now.improvements <= was.improvements
         assert now.gain <= was.gain and now.loss >= was.loss
+        assert now.earned <= was.earned and now.received <= was.received
 
 
 @SOME
 @given(h=histories(), data=st.data())
 def test_dropping_an_attestation_never_raises_the_total(h: History, data: st.DataObject) -> None:
-    # Per contributor this does not hold with merges (see the xfail at the end), nor with
-    # lineage (the first improvement left keeps what would have been passed on); neither do
-    # the counts of commits and improvements (a merge books one to each share's holder).
     if not h.scores:
         return
     before, after = _drop(h, data)
@@ -447,11 +448,20 @@ def test_lineage_moves_credit_without_making_or_losing_any(h: History) -> None:
     credit = h.credit()
     rows = credit.rows
     total = sum((r.gain for r in rows), Fraction(0))
-    assert sum((r.earned for r in rows), Fraction(0)) == total
-    assert sum((r.received for r in rows), Fraction(0)) == sum(
-        (r.passed for r in rows), Fraction(0)
+    earned = sum((r.earned for r in rows), Fraction(0))
+    received = sum((r.received for r in rows), Fraction(0))
+    passed = sum((r.passed for r in rows), Fraction(0))
+    # What is passed across a gap (a commit without the scores credit needs) is paid to
+    # nobody; with no gap, lineage only moves credit.
+    assert earned <= total and received <= passed and total - earned == passed - received
+    gapless = h.window is None and all(
+        n.commit in h.scores
+        and all(c in h.scores and h.side_parent.get(c) in (None, *h.scores) for c in n.merged)
+        for n in h.nodes
     )
-    assert sum((r.share for r in rows), Fraction(0)) == (1 if total else 0)
+    if gapless:
+        assert earned == total
+    assert sum((r.share for r in rows), Fraction(0)) == (1 if earned else 0)
     for r in rows:
         assert r.gain >= 0 and r.loss <= 0 and r.received >= 0 and r.passed >= 0
         assert r.earned >= 0 and r.share >= 0
@@ -479,7 +489,10 @@ def _contributors_of(h: History, commits: Iterable[str]) -> set[str]:
 @SOME
 @given(h=histories(window=True))
 def test_a_window_credits_its_commits_as_if_the_others_changed_protected_paths(h: History) -> None:
+    # Without lineage: a commit outside the window cuts the lineage chain (a gap), a
+    # protected one does not.
     assert h.window is not None
+    h = replace(h, lineage=Decimal(0))
     inside = h.window.commits
     windowed = h.credit()
     fenced = replace(
@@ -520,9 +533,9 @@ def test_every_rule_pays_the_whole_pool_or_refuses(h: History, pool: int) -> Non
         else:
             best = None if credit.best is None else credit.best[0]
             wins = bool(credit.records) and credit.records[-1][0] == best
+            # The best may be set by a commit that earned nothing (its parent unscored): then
+            # nobody wins it.
             assert weights == ({credit.records[-1][1]: 1} if wins else {})
-            if h.window is None:
-                assert wins == bool(credit.records)
         paid = _payout(credit, rule, pool)
         if not claims:
             assert paid is None
@@ -583,15 +596,10 @@ def _line(*scores: str | None, people: tuple[Contributor, ...] = (MAINT, ADA, BO
     return History(nodes, got, {}, True, *ZERO)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="merge shares: dropping one side commit's attestation moves its share to another "
-    "contributor (the scoring docstring says dropping can never move credit to someone else)",
-)
 def test_dropping_a_side_commits_attestation_moves_no_credit() -> None:
     # m1 merges s1 (Ada, +0.1 over m0) and s2 (Bob, -0.1): the merge's +0.1 is Ada's. Once
-    # Ada's attestation is not verified, s2 is the only side commit scored, and the equal
-    # split for "no positive delta" gives Bob the whole +0.1.
+    # Ada's attestation is not verified the merge brings in an unscored commit and earns
+    # nothing, rather than going by "no positive delta" to Bob.
     h = History(
         [Node("m0"), Node("m1", ("s1", "s2"))],
         {
@@ -606,14 +614,10 @@ def test_dropping_a_side_commits_attestation_moves_no_credit() -> None:
     )
     before, after = _table(h.credit()), _table(h.without("s1").credit())
     assert "k-bob" not in before  # Bob earned nothing
-    assert "k-bob" not in after  # Bob gains 1/10 once Ada's attestation is dropped
+    assert "k-bob" not in after  # and still earns nothing once Ada's attestation is dropped
+    assert before["k-ada"].gain == Fraction(1, 10) and "k-ada" not in after
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a commit whose parent is unscored never counts toward the best score, so a later "
-    "regression below it is booked as a new best (a record: under rule best, the whole pool)",
-)
 def test_a_regression_never_sets_a_record() -> None:
     # m1 unattested; m2 (Ada) scores 0.9 but has no countable delta; m3 (Bob) falls to 0.8:
     # a loss of 0.1, and yet the record and credit.best (0.8), though 0.9 was verified.
@@ -622,11 +626,6 @@ def test_a_regression_never_sets_a_record() -> None:
     assert credit.records == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with min_delta, scores creeping up by less than the step never move the best, and "
-    "a regression from them is then booked as a record",
-)
 def test_a_regression_never_sets_a_record_with_a_step() -> None:
     # Ada creeps 0.5 -> 0.59 -> 0.68 -> 0.77 (each +0.09 < 0.1: not counted), then Bob
     # drops to 0.67: a loss of 0.1, and a record (0.67 - 0.5 >= 0.1), the only one.
@@ -636,11 +635,6 @@ def test_a_regression_never_sets_a_record_with_a_step() -> None:
     assert credit.records == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a window moves the best on every strictly better outside score, while the whole "
-    "history moves it only on a counted record: a round's records differ from the history's",
-)
 def test_a_rounds_records_are_the_historys_records_in_it() -> None:
     # Step 0.1: Ada's 0.55 (outside the round) is below the step, so not a best in the whole
     # history, and Bob's 0.6 is a record there (0.6 - 0.5 >= 0.1); in the round Ada's 0.55
@@ -650,16 +644,11 @@ def test_a_rounds_records_are_the_historys_records_in_it() -> None:
     )
     inside = frozenset({"m2", "m3"})
     whole = h.credit()
-    windowed = replace(h, window=Window(inside, "not in round r")).credit()
+    windowed = replace(h, window=Window(inside)).credit()
     assert whole.records == [("m3", "k-bob")]
     assert windowed.records == whole.records
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Contributor.since is the seq of the entry credited for the first commit met in "
-    "ledger order, not of the contributor's first counted entry",
-)
 def test_since_is_the_contributors_first_counted_entry() -> None:
     # c1 is first attested by an evaluator (seq 10), then by Ada (seq 50), so credited to
     # Ada at seq 50; Ada's own c2 at seq 30 is her first counted entry. Bob's c3 is at 40,
@@ -678,16 +667,10 @@ def test_since_is_the_contributors_first_counted_entry() -> None:
     ]
     got = _scores(rows, CHALLENGE, DIGEST, timeline, {}, {})
     assert got.counted["c1"].contributor.keyid == KEYS[1][1]
-    assert got.counted["c2"].contributor.since == 30  # 50
+    assert got.counted["c2"].contributor.since == 30
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="leaderboard.rounded divides in the default decimal context (28 digits): a score "
-    "with more significant digits at the step's scale (metric allows 40) is rounded further "
-    "than step/2",
-)
 def test_rounding_keeps_within_half_a_step_for_every_score_a_metric_may_print() -> None:
     score = Decimal("1000000000000000000000000000.4999")  # 31 digits
     step = Decimal("0.001")
-    assert abs(rounded(score, step) - score) <= step / 2  # off by 0.4999
+    assert abs(rounded(score, step) - score) <= step / 2

@@ -2,21 +2,28 @@
 
 Rules (DESIGN.md section 7): mainline is the first-parent history of the challenge branch.
 A mainline commit's delta is its score minus its first parent's, sign flipped for
-``minimize`` so positive is better; with either unscored it earns nothing (so dropping an
-attestation can never move credit to someone else). A merge's delta is
-shared among the commits it brings in, by their own positive deltas (equally when none has
-one). ``min_delta`` (the Ladder's step): a delta smaller in size earns nothing, and a record
-is a new best by at least ``min_delta``. Commits that modify protected paths earn nothing.
+``minimize`` so positive is better; with either unscored it earns nothing. A merge's delta
+is shared among the commits it brings in, by their own positive deltas (equally when none
+has one); a merge that brings in a commit without a verified score, or whose parent has
+none, earns nothing. So dropping an attestation can never move credit to someone else: it
+only takes credit away. ``min_delta`` (the Ladder's step): a delta smaller in size earns
+nothing. Commits that modify protected paths earn nothing.
+
+The best score follows the Ladder: any scored mainline commit that does not modify
+protected paths and beats the best by at least ``min_delta`` (and by something) is the new
+best, credited or not; a record is counted for a credited commit that sets one.
 
 Lineage (``credit.lineage`` = λ, off at 0): each credited improvement passes the part λ of
 what it holds (its own gain plus what later improvements passed to it) back to the
 improvement before it on the mainline, which keeps 1 - λ and passes λ on; the first
-improvement keeps the rest. So improvement i of k receives λ^(j-i)(1 - λ) of each later
-gain j (the first: λ^(j-1)), the total gain is unchanged, and work that others built on
-keeps a share of what was built on it.
+improvement, when nothing is missing between it and the baseline, keeps the rest. Where a
+commit without the scores credit needs (or, in a round, a commit outside it) lies between
+two improvements, what is passed across it is paid to nobody: passing around the gap would
+let a dropped attestation raise someone's share. Improvement i of a chain receives
+λ^(j-i)(1 - λ) of each later gain j.
 
-A window (a round) limits who earns to the commits in it; the others still count as
-parents and toward the best score, so a round's records are new bests ever.
+A window (a round) limits who earns to the commits in it; the others still serve as
+parents and move the best score by the same rule.
 """
 
 from __future__ import annotations
@@ -107,10 +114,14 @@ class Credit:
 
 @dataclass(frozen=True)
 class Window:
-    """Only ``commits`` earn (a round's); ``why`` says so of the others."""
+    """Only ``commits`` earn (a round's)."""
 
     commits: frozenset[str]
-    why: str
+
+
+# One improvement of the lineage chain: whom its gain is booked to, the gain, and whether
+# it builds on the one before with nothing missing in between.
+_Link = tuple[list[tuple[Contributor, Fraction]], Decimal, bool]
 
 
 @dataclass
@@ -122,8 +133,9 @@ class _Walk:
     rows: dict[str, Row] = field(default_factory=dict)
     uncredited: list[Uncredited] = field(default_factory=list)
     records: list[tuple[str, str]] = field(default_factory=list)
-    chain: list[tuple[list[tuple[Contributor, Fraction]], Decimal]] | None = None  # lineage
+    chain: list[_Link] | None = None  # lineage
     lineage: Fraction = Fraction(0)
+    linked: bool = True  # nothing missing since the last improvement (or the baseline)
 
     def better(self, new: Decimal, old: Decimal) -> Decimal:
         return new - old if self.maximize else old - new
@@ -146,44 +158,55 @@ class _Walk:
         else:
             r.loss += amount
 
-    def earn(
-        self, node: Node, got: Scored, delta: Decimal, best: tuple[str, Decimal]
-    ) -> tuple[str, Decimal]:
-        """Book a credited delta to whom it goes; return the best score after it."""
-        shares = self.shares(node, got.contributor)
+    def earn(self, node: Node, got: Scored, delta: Decimal, shares: _Shares) -> None:
+        """Book a credited delta to whom it goes."""
         if len(shares) == 1 and shares[0][1] == 1:
             self.book(shares[0][0], delta)
         else:
             for who, part in shares:
                 self.book(who, Fraction(delta) * part)
         if self.chain is not None and delta > 0:
-            self.chain.append((shares, delta))
-        gained = self.better(got.score, best[1])
-        if gained >= max(self.min_delta, Decimal(0)) and got.score != best[1]:
-            holder = max(shares, key=lambda s: s[1])[0]
-            self.row(holder).records += 1
-            self.records.append((node.commit, holder.keyid))
-            return (node.commit, got.score)
-        return best
+            self.chain.append((shares, delta, self.linked))
+            self.linked = True
+
+    def raises(self, best: tuple[str, Decimal], score: Decimal) -> bool:
+        """Whether ``score`` is a new best by the Ladder's rule."""
+        gained = self.better(score, best[1])
+        return gained > 0 and gained >= self.min_delta
+
+    def record(self, node: Node, shares: _Shares) -> None:
+        holder = max(shares, key=lambda s: s[1])[0]
+        self.row(holder).records += 1
+        self.records.append((node.commit, holder.keyid))
 
     def own_delta(self, commit: str) -> Decimal | None:
         parent = self.side_parent.get(commit)
         me, base = self.scores.get(commit), self.scores.get(parent) if parent else None
         return None if me is None or base is None else self.better(me.score, base.score)
 
-    def shares(self, node: Node, fallback: Contributor) -> list[tuple[Contributor, Fraction]]:
-        merged = [c for c in node.merged if c in self.scores]
-        if not merged:
+    def shares(self, node: Node, fallback: Contributor) -> _Shares | None:
+        """Whom a mainline commit's delta goes to; None for a merge that brings in a
+        commit (or a commit's parent) without a verified score."""
+        if not node.merged:
             return [(fallback, Fraction(1))]
-        weights = {c: max(self.own_delta(c) or Decimal(0), Decimal(0)) for c in merged}
+        scores, side_parent = self.scores, self.side_parent
+        for c in node.merged:
+            parent = side_parent.get(c)
+            if c not in scores or (parent is not None and parent not in scores):
+                return None
+        weights = {c: max(self.own_delta(c) or Decimal(0), Decimal(0)) for c in node.merged}
         total = sum(weights.values(), Decimal(0))
         if total == 0:
-            return [(self.scores[c].contributor, Fraction(1, len(merged))) for c in merged]
+            part = Fraction(1, len(node.merged))
+            return [(scores[c].contributor, part) for c in node.merged]
         return [
-            (self.scores[c].contributor, Fraction(weights[c]) / Fraction(total))
-            for c in merged
+            (scores[c].contributor, Fraction(weights[c]) / Fraction(total))
+            for c in node.merged
             if weights[c] > 0
         ]
+
+
+_Shares = list[tuple[Contributor, Fraction]]
 
 
 def compute(
@@ -229,9 +252,12 @@ def _compute(
     baseline = best = (mainline[0].commit, base.score)
     for parent, node in pairwise(mainline):
         got, before = scores.get(node.commit), scores.get(parent.commit)
+        moved = got is not None and not node.protected and w.raises(best, got.score)
+        if moved:
+            assert got is not None
+            best = (node.commit, got.score)
         if window is not None and node.commit not in window.commits:
-            if got is not None and w.better(got.score, best[1]) > 0:
-                best = (node.commit, got.score)  # a round's records are new bests ever
+            w.linked = False
             continue
         if got is None or before is None:
             why = (
@@ -240,6 +266,7 @@ def _compute(
                 else "parent not scored"
             )
             w.uncredited.append(Uncredited(node.commit, why))
+            w.linked = False
             continue
         delta = w.better(got.score, before.score)
         if node.protected:
@@ -251,24 +278,35 @@ def _compute(
             )
             w.row(got.contributor).commits += 1
             continue
-        best = w.earn(node, got, delta, best)
+        shares = w.shares(node, got.contributor)
+        if shares is None:
+            w.uncredited.append(Uncredited(node.commit, _UNSCORED_MERGE))
+            w.linked = False
+            continue
+        w.earn(node, got, delta, shares)
+        if moved:
+            w.record(node, shares)
     return _finish(w, baseline, best)
 
 
-def _flow_back(w: _Walk, chain: list[tuple[list[tuple[Contributor, Fraction]], Decimal]]) -> None:
+_UNSCORED_MERGE = "merges in a commit without a verified score"
+
+
+def _flow_back(w: _Walk, chain: list[_Link]) -> None:
     """Pass the lineage share of each improvement back along ``chain`` (oldest first), in
     one backward pass: what reaches an improvement from later ones is passed on with its
-    own gain."""
+    own gain; across a gap, to nobody."""
     part, inflow = w.lineage, Fraction(0)
     for i in range(len(chain) - 1, -1, -1):
-        shares, delta = chain[i]
+        shares, delta, linked = chain[i]
         held = Fraction(delta) + inflow
-        passed = held * part if i else Fraction(0)
+        root = i == 0 and linked  # builds on the baseline with nothing missing: keeps all
+        passed = Fraction(0) if root else held * part
         for who, weight in shares:
             r = w.rows[who.keyid]
             r.received += inflow * weight
             r.passed += passed * weight
-        inflow = passed
+        inflow = passed if linked else Fraction(0)
 
 
 def _baseline_why(reason: str | None) -> str:
@@ -281,7 +319,7 @@ def _finish(w: _Walk, baseline: tuple[str, Decimal], best: tuple[str, Decimal]) 
         r.loss += Fraction(r.plain_loss)
     if w.chain:
         _flow_back(w, w.chain)
-    total = sum((r.gain for r in w.rows.values()), Fraction(0))
+    total = sum((r.earned for r in w.rows.values()), Fraction(0))
     for r in w.rows.values():
         r.share = r.earned / total if total else Fraction(0)
     rows = sorted(w.rows.values(), key=lambda r: (-r.net, -r.gain, r.contributor.keyid))

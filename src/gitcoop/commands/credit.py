@@ -180,21 +180,7 @@ def _scores(
     times: Mapping[int, str],
     signed: Mapping[str, str],
 ) -> Scores:
-    by = _Sorted()
-    first, names, always = by.first, by.names, timeline.always
-    for row in rows:
-        if row.split != "public":
-            by.private.append(row)
-            continue
-        if row.challenge != digest:
-            by.add_elsewhere(row, timeline)
-            continue
-        member = always.get(row.keyid)
-        if member is not None and not row.review and row.commit not in first:
-            first[row.commit] = (row, member)  # what add does, for the usual row, inline
-            names.setdefault(row.keyid, row.name)
-        else:
-            by.add(row, timeline.member(row.keyid, row.seq), times)
+    by = _sort(rows, digest, timeline, times)
     out = Scores(dropped=by.dropped, private=private.scored(by.private, digest, timeline))
     people: dict[tuple[str, str], scoring.Contributor] = {}
     required = _RANK[ch.require]
@@ -220,8 +206,37 @@ def _scores(
         if person is None:
             name = by.names.get(who[0], who[1])
             person = people[who] = scoring.Contributor(who[0], name, who[1], row.seq)
+        elif row.seq < person.since:
+            _earlier(person, row.seq)
         counted[commit] = scoring.Scored(Decimal(scored[0].score), person)
     return out
+
+
+def _sort(
+    rows: Iterable[vindex.Row], digest: str, timeline: trust.Timeline, times: Mapping[int, str]
+) -> _Sorted:
+    by = _Sorted()
+    first, names, always = by.first, by.names, timeline.always
+    for row in rows:
+        if row.split != "public":
+            by.private.append(row)
+            continue
+        if row.challenge != digest:
+            by.add_elsewhere(row, timeline)
+            continue
+        member = always.get(row.keyid)
+        if member is not None and not row.review and row.commit not in first:
+            first[row.commit] = (row, member)  # what add does, for the usual row, inline
+            names.setdefault(row.keyid, row.name)
+        else:
+            by.add(row, timeline.member(row.keyid, row.seq), times)
+    return by
+
+
+def _earlier(person: scoring.Contributor, seq: int) -> None:
+    # Ledger order for ties is the earliest counted entry, whichever commit it is of.
+    # ``since`` is bookkeeping, not identity (it takes no part in equality).
+    object.__setattr__(person, "since", seq)
 
 
 def _authors(member: trust.Member) -> bool:
@@ -267,6 +282,7 @@ def _settle(
     if len(every) > 1:
         agree = any(
             a[1].principal != b[1].principal
+            and a[0].keyid != b[0].keyid  # a renamed principal is still the same signer
             and abs(Decimal(a[0].score) - Decimal(b[0].score)) <= tolerance
             for i, a in enumerate(every)
             for b in every[i + 1 :]
@@ -516,7 +532,7 @@ def _credit(
     got = _scores(rows, ch, view.pin.digest, view.timeline, times, signed)
     window = None
     if state is not None:
-        window = scoring.Window(state.commits, f"not in round {state.round.name}")
+        window = scoring.Window(state.commits)
         if ch.private is not None:
             _on_private_split(got, state, notes)
     result = scoring.compute(

@@ -10,7 +10,7 @@ ledger order: the first to reach a score keeps the place, as on Kaggle.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,11 @@ def rounded(score: Decimal, step: Decimal) -> Decimal:
     """``score`` rounded half-even to a multiple of ``step`` (unchanged for a step of 0)."""
     if not step:
         return score
-    return (score / step).to_integral_value(rounding=ROUND_HALF_EVEN) * step
+    with localcontext(_WIDE):  # scores have up to 40 digits: the default 28 would round
+        return (score / step).to_integral_value(rounding=ROUND_HALF_EVEN) * step
+
+
+_WIDE = Context(prec=200, traps=[InvalidOperation])
 
 
 def _ledger_order(path: str | Path, report: CreditReport) -> dict[str, int]:
