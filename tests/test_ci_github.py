@@ -243,3 +243,24 @@ def test_a_pull_request_sees_scores_rounded_to_min_delta() -> None:
     exact = public(raw, Decimal("0"), maximize=True)
     assert exact.score == Decimal("0.81234") and exact.place == 2
     assert public(raw, Decimal("0"), maximize=False).place == 1
+
+
+def test_pull_request_target_is_refused(pr: tuple[Player, str, str], tmp_path: Path) -> None:
+    m, _, _ = pr
+    event = tmp_path / "event.json"
+    event.write_text("{}")
+    out = run(
+        m.repo,
+        "git",
+        "coop",
+        "ci",
+        "github",
+        env={
+            **m.env,
+            "GITHUB_EVENT_NAME": "pull_request_target",
+            "GITHUB_EVENT_PATH": str(event),
+            "GITHUB_REPOSITORY": "o/r",
+        },
+        check=False,
+    )
+    assert out.returncode == 2 and "secrets and a write token" in out.stderr

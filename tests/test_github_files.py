@@ -87,3 +87,25 @@ def test_actions_are_pinned_and_scripts_take_inputs_through_env(path: Path) -> N
     assert uses and all(re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", u) for u in uses), uses
     for step in steps:
         assert "${{" not in step.get("run", ""), step["run"]
+
+
+@pytest.mark.parametrize("path", [TEMPLATE, ACTION], ids=["workflow", "action"])
+def test_no_python_step_imports_from_the_checkout(path: Path) -> None:
+    # `python -m X` puts the working directory (the checkout: contributor files) first on
+    # sys.path; -P keeps it off, so a committed `pip/` cannot run where the key is.
+    runs = [s["run"] for s in _steps(yaml.safe_load(path.read_text())) if "run" in s]
+    calls = [m for r in runs for m in re.findall(r"python3?(?: -\w)* -m \w+", r)]
+    assert calls and all(" -P " in c for c in calls), calls
+
+
+def test_private_scores_and_the_key_never_share_a_job() -> None:
+    jobs = yaml.safe_load(TEMPLATE.read_text())["jobs"]
+    for name, job in jobs.items():
+        text = yaml.safe_dump(job)
+        runs_metric = any(
+            "ci score" in s.get("run", "") or "ci github" in s.get("run", "") for s in job["steps"]
+        )
+        if "GITCOOP_EVALUATOR_KEY" in text:
+            assert not runs_metric, name
+        if "GITCOOP_PRIVATE_DATA" in text:
+            assert "GITCOOP_EVALUATOR_KEY" not in text and "--round" in text, name

@@ -644,3 +644,15 @@ def test_ten_thousand_points_render_fast_and_keep_every_marker() -> None:
     score = re.search(r'<polyline class="score" points="([^"]*)"', out)
     assert score and len(score.group(1).split()) < 4 * 900
     assert "Showing the last 200 of 10000" in report.markdown(data)
+
+
+def test_csv_keeps_names_from_running_as_spreadsheet_formulas() -> None:
+    import csv
+    import io
+
+    from gitcoop.render import csv_text
+
+    text = csv_text(["name", "loss"], [['=HYPERLINK("x")', "-0.05"], ["@SUM(A1)", "0"]])
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[1] == ['\'=HYPERLINK("x")', "-0.05"]  # the number stays a number
+    assert rows[2][0] == "'@SUM(A1)"

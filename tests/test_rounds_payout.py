@@ -306,8 +306,13 @@ def test_a_private_split_decides_the_round_and_overfitting_the_public_one_does_n
     assert public["contributors"][0]["name"] == "Bob"  # the public split, provisionally
     assert any("private split when it closes" in n for n in public["notes"])
 
-    time.sleep(max(0.0, (end - dt.datetime.now(dt.UTC)).total_seconds()) + 1)
     runner = world.contributor("runner", "CI", "ci@example.org", join=False)
+    early = run(runner.repo, "git", "coop", "ci", "score", "--split", "private", "--round", "r1",
+                "--private-data", str(data), "--out", str(tmp_path / "x.json"),
+                env=runner.env, check=False)  # fmt: skip
+    assert early.returncode == 2 and "stay unmade" in early.stderr
+    assert not (tmp_path / "x.json").exists()
+    time.sleep(max(0.0, (end - dt.datetime.now(dt.UTC)).total_seconds()) + 1)
     ci_env = {**runner.env, "GITCOOP_EVALUATOR_KEY": secret}
     wrong = tmp_path / "wrong.json"
     wrong.write_text("{}")
@@ -318,7 +323,7 @@ def test_a_private_split_decides_the_round_and_overfitting_the_public_one_does_n
     assert nokey.returncode == 2 and "only an evaluator" in nokey.stderr
     if flow == "ci":  # scored by a job holding the data, signed by one holding the key
         results = str(tmp_path / "private-results.json")
-        run(runner.repo, "git", "coop", "ci", "score", "--split", "private",
+        run(runner.repo, "git", "coop", "ci", "score", "--split", "private", "--round", "r1",
             "--private-data", str(data), "--out", results, env=runner.env)  # fmt: skip
         signed = run(runner.repo, "git", "coop", "ci", "sign", "--no-push", results, env=ci_env)
         assert "already signed 0, failed 0" in signed.stdout

@@ -476,7 +476,19 @@ def anchor(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Build and sign the transaction; send nothing.")
     ] = False,
-    wait: Annotated[float, typer.Option(min=1, help="Seconds to wait for a receipt.")] = 120,
+    wait: Annotated[
+        float,
+        typer.Option(min=1, help="Seconds to wait for a receipt before replacing the transaction."),
+    ] = 120,
+    max_fee_gwei: Annotated[
+        float | None,
+        typer.Option(
+            "--max-fee-gwei",
+            min=0,
+            help="Never sign a transaction whose maxFeePerGas is higher (gwei; default: "
+            "three times the first estimate, kept in the journal).",
+        ),
+    ] = None,
 ) -> None:
     """Put the ledger head in an Ethereum transaction and record the anchor in the ledger."""
     from gitcoop.chain.anchor import anchor as run
@@ -492,6 +504,7 @@ def anchor(
             confirmations=confirmations,
             dry_run=dry_run,
             wait=wait,
+            max_fee_gwei=max_fee_gwei,
             say=_err,
         )
     if done.state == "already":
@@ -701,6 +714,10 @@ def ci_score(
             "--private-data", help="The private split's data file (default: $GITCOOP_PRIVATE_DATA)."
         ),
     ] = None,
+    round_name: Annotated[
+        str | None,
+        typer.Option("--round", help="With --split private: the round that has ended."),
+    ] = None,
 ) -> None:
     """Score commits with the pinned evaluator, signing nothing, into a results file for
     git coop ci sign."""
@@ -712,7 +729,9 @@ def ci_score(
         raise typer.Exit(int(ExitCode.USAGE))
     with _errors(), _watching_ledger(notes=False):
         s = open_session(".")
-        results = score(s, commits or [], out, split=split.value, data=private_data)
+        results = score(
+            s, commits or [], out, split=split.value, data=private_data, round_name=round_name
+        )
     if split is Split.private and not results:
         _say("nothing to score on the private split")
     for r in results:

@@ -64,12 +64,22 @@ def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def csv_text(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """RFC 4180 CSV with a header row."""
+    """RFC 4180 CSV with a header row; no cell a spreadsheet would run as a formula."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(headers)
-    writer.writerows(rows)
+    writer.writerows([spreadsheet_safe(c) for c in row] for row in rows)
     return buf.getvalue().rstrip("\n")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """``cell``, kept as text by a spreadsheet: names are chosen by contributors, and one
+    starting ``=HYPERLINK(`` would run as a formula (so a leading ``'``, as OWASP advises)."""
+    risky = cell[:1] in ("=", "+", "-", "@", "\t", "\r") and not _NUMBER.fullmatch(cell)
+    return "'" + cell if risky else cell
+
+
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")  # a loss of "-0.05" stays a number
 
 
 def credit_rows(report: dict[str, Any], *, short_keys: bool) -> list[list[str]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gitcoop import _fs, _gitcli, cache, keys, private, records, trust
+from gitcoop.challenge import Challenge
 from gitcoop.commands import verify as verify_mod
 from gitcoop.commands.evaluate import Scored, Scorer, attest, environment
 from gitcoop.errors import ConfigError, FormatError, GitcoopError
@@ -80,18 +81,22 @@ def score(
     *,
     split: str = "public",
     data: Path | None = None,
+    round_name: str | None = None,
 ) -> list[Result]:
     """Score ``commits`` in an isolated worktree with the pinned evaluator and write the
     results file (atomically); metric failures are results too. On the private split,
     with the data file ``data`` (or ``$GITCOOP_PRIVATE_DATA``), and by default every commit
     of the history up to the branch tip that has no trusted private score yet; a
-    challenge with no private split writes an empty results file."""
+    challenge with no private split writes an empty results file. Private scores are made
+    only for ``round_name`` once it has ended (ConfigError before): a results file is an
+    artifact others can read."""
     pin, extra = s.pinned, {}
     ch = pin.challenge
     if split == private.SPLIT:
         if ch.private is None:
             commits = []
         else:
+            _ended(ch, round_name)
             extra = {private.METRIC_ENV: str(private.data_file(ch, data))}
             metric = dataclasses.replace(ch.metric, command=ch.private.command)
             pin = dataclasses.replace(pin, challenge=dataclasses.replace(ch, metric=metric))
@@ -114,6 +119,20 @@ def score(
     }
     _fs.atomic_write(out, json.dumps(doc, indent=1).encode())
     return results
+
+
+def _ended(ch: Challenge, name: str | None) -> None:
+    if name is None:
+        raise ConfigError(
+            "private scores are made only to close a round",
+            hint="name the round that has ended: --round NAME",
+        )
+    r, now = ch.round(name), records.now()
+    if now < r.end:
+        raise ConfigError(
+            f"round {name} ends at {r.end} (now {now}): its private scores stay unmade until then",
+            hint="run it once the round has ended",
+        )
 
 
 def _unrevealed(s: Session) -> list[str]:

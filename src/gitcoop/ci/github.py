@@ -130,7 +130,13 @@ def run(path: str | Path, env: Mapping[str, str], say: Callable[[str], None]) ->
     """Do what the event asks; return the exit code."""
     runner = Runner.from_env(env)
     event = runner.event()
-    if runner.event_name in ("pull_request", "pull_request_target"):
+    if runner.event_name == "pull_request_target":
+        raise ConfigError(
+            "pull_request_target runs with the base repository's secrets and a write token: "
+            "scoring the pull request's code there would hand them to it",
+            hint="run git coop ci github on pull_request events",
+        )
+    if runner.event_name == "pull_request":
         return pull_request(path, runner, PullRequest.from_event(event, runner.repository), say)
     if runner.event_name == "push":
         return push(path, runner, event, say)

@@ -10,6 +10,7 @@ from typing import Any
 from gitcoop import rewards, trust
 from gitcoop.commands.credit import CreditReport, credit
 from gitcoop.errors import ConfigError, GitcoopError
+from gitcoop.render import spreadsheet_safe
 
 
 @dataclass(frozen=True)
@@ -124,14 +125,8 @@ def csv_text(report: PayoutReport) -> str:
     writer.writerow(["name", "email", "keyid", "amount", "unit", "address"])
     for p in report.rows:
         row = [p.name, p.email, p.keyid, str(p.amount), report.unit, p.address or ""]
-        writer.writerow([_inert(cell) for cell in row])
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
     return out.getvalue()
-
-
-def _inert(cell: str) -> str:
-    # Names are chosen by contributors: a spreadsheet would run "=HYPERLINK(...)" as a
-    # formula, so such a cell is kept as text, the way OWASP advises.
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
 def merkle(report: PayoutReport) -> dict[str, Any]:
