@@ -163,6 +163,32 @@ class World:
         return p
 
 
+def add_evaluator(m: Player) -> str:
+    """Give a new key the evaluator role, as the maintainer ``m`` (a commit to the trust
+    list, accepted and pushed); return its private key as the CI secret holds it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from gitcoop import keys
+
+    private = Ed25519PrivateKey.generate()
+    line = keys.signers_line(
+        "ci@example.org", keys.public_openssh(private.public_key()), "gitcoop,gitcoop-evaluator"
+    )
+    m.git("pull", "-q", "--ff-only", "origin", "main")
+    m.coop("sync", "origin")
+    signers = m.repo / ".coop/allowed_signers"
+    signers.write_text(signers.read_text() + line + "\n")
+    m.git("commit", "-qam", "the evaluator")
+    m.coop("join", "--accept")
+    m.git("push", "-q", "origin", "main")
+    return private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+
+
 def diverged(world: World) -> tuple[Player, Player, str, str]:
     """The maintainer and a contributor, Ada, each with an attested commit of their own
     on a branch of their own and neither synced: (maintainer, Ada, Ada's, maintainer's)."""

@@ -9,11 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from testing.world import Player, World, run
-
-from gitcoop import keys
+from testing.world import Player, World, add_evaluator, run
 
 
 @pytest.fixture
@@ -26,21 +22,7 @@ def ci(world: World, tmp_path: Path) -> tuple[Player, Player, str]:
     ada.commit_score("0.7")
     ada.commit_score("0.8")
     ada.git("push", "-q", "origin", "HEAD:main")
-    private = Ed25519PrivateKey.generate()
-    secret = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    ).decode()
-    line = keys.signers_line("ci@example.org", keys.public_openssh(private.public_key()),
-                             "gitcoop,gitcoop-evaluator")  # fmt: skip
-    m.git("pull", "-q", "--ff-only", "origin", "main")
-    m.coop("sync", "origin")
-    signers = m.repo / ".coop/allowed_signers"
-    signers.write_text(signers.read_text() + line + "\n")
-    m.git("commit", "-qam", "the evaluator")
-    m.coop("join", "--accept")
-    m.git("push", "-q", "origin", "main")
+    secret = add_evaluator(m)
     runner = world.contributor("runner", "CI", "ci@example.org", join=False)
     return m, runner, secret
 

@@ -50,6 +50,14 @@ class Direction(StrEnum):
     minimize = "minimize"
 
 
+PrivateDataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--private-data", help="The private split's data file (default: $GITCOOP_PRIVATE_DATA)."
+    ),
+]
+
+
 class Split(StrEnum):
     public = "public"
     private = "private"
@@ -708,12 +716,7 @@ def ci_score(
         typer.Argument(help="The commits to score (a plan shard; private: default all due)."),
     ] = None,
     split: Annotated[Split, typer.Option("--split", help="Which split to score.")] = (Split.public),
-    private_data: Annotated[
-        Path | None,
-        typer.Option(
-            "--private-data", help="The private split's data file (default: $GITCOOP_PRIVATE_DATA)."
-        ),
-    ] = None,
+    private_data: PrivateDataOpt = None,
     round_name: Annotated[
         str | None,
         typer.Option("--round", help="With --split private: the round that has ended."),
@@ -1015,13 +1018,7 @@ def report(
 @round_app.command("close")
 def round_close(
     name: Annotated[str, typer.Argument(help="The round, as challenge.yaml names it.")],
-    private_data: Annotated[
-        Path | None,
-        typer.Option(
-            "--private-data",
-            help="The private split's data file (default: $GITCOOP_PRIVATE_DATA).",
-        ),
-    ] = None,
+    private_data: PrivateDataOpt = None,
     evaluator: Annotated[
         bool,
         typer.Option(
