@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,3 +30,7 @@ def test_demo_runs_end_to_end() -> None:
         assert person in text
     credit = text[text.index("git coop credit") :]
     assert "-0." in credit  # someone's change made the score worse: a loss is shown
+    payout = text[text.index("git coop payout") :].splitlines()[:10]
+    amounts = [int(m[1]) for ln in payout if (m := re.match(r"\s+\S+\s+SHA256:\S+\s+(\d+)", ln))]
+    assert sum(amounts) == 1000  # the whole pool, in whole points
+    assert "wrote " in text and "report.html" in text

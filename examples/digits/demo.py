@@ -10,6 +10,7 @@ directory in place so you can look around afterwards.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -24,9 +25,6 @@ from typing import TextIO
 EXAMPLE_DIR = Path(__file__).resolve().parent
 CHALLENGE_FILES = ("model.py", "evaluate.py", "README.md")
 VENV_BIN = Path(sys.executable).parent
-INIT_ARGS = ["--metric", "python evaluate.py", "--direction", "maximize",
-             "--protect", "evaluate.py", "--name", "digits"]
-
 
 @dataclass(frozen=True)
 class Person:
@@ -173,10 +171,38 @@ def maintainer_creates_challenge(demo: Demo) -> None:
              cwd=demo.root)
     demo.run(MAINTAINER, "git", "remote", "add", "origin", str(demo.remote))
 
-    say("Morgan turns it into a challenge: evaluate.py is protected, the baseline is scored")
-    demo.run(MAINTAINER, "git", "coop", "init", *INIT_ARGS)
+    say("Morgan writes the challenge: evaluate.py is protected, a season-long round, a pool "
+        "of 1,000 points paid in proportion to credit")
+    (work / ".coop").mkdir()
+    (work / ".coop" / "challenge.yaml").write_text(challenge_yaml(), encoding="utf-8")
     demo.run(MAINTAINER, "cat", ".coop/challenge.yaml")
+    demo.run(MAINTAINER, "git", "add", ".coop/challenge.yaml")
+    demo.run(MAINTAINER, "git", "commit", "--quiet", "-m", "the digits challenge")
+    say("Morgan starts the challenge: the baseline is scored and the ledger begins")
+    demo.run(MAINTAINER, "git", "coop", "init")
     demo.run(MAINTAINER, "git", "push", "-u", "origin", "main")
+
+
+def challenge_yaml() -> str:
+    """The challenge file, with a round that runs from an hour ago for a week."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    start = (now - dt.timedelta(hours=1)).strftime(stamp)
+    end = (now + dt.timedelta(days=7)).strftime(stamp)
+    return textwrap.dedent(f"""\
+        version: 1
+        name: digits
+        metric:
+          command: python evaluate.py
+          name: accuracy
+          direction: maximize
+        protect: [evaluate.py]
+        credit:
+          min_delta: "0.001"
+        rounds:
+          - {{name: season-1, start: "{start}", end: "{end}"}}
+        rewards: {{pool: 1000, unit: points, rule: proportional}}
+        """)
 
 
 def contributor_joins(demo: Demo, person: Person) -> None:
@@ -225,8 +251,15 @@ def maintainer_reviews(demo: Demo) -> None:
     demo.run(MAINTAINER, "git", "coop", "review", "HEAD", "--reproduce")
     demo.run(MAINTAINER, "git", "coop", "sync", "origin")
     demo.run(MAINTAINER, "git", "coop", "credit")
+    say("The leaderboard (scores rounded to min_delta) and the season's payout so far")
+    demo.run(MAINTAINER, "git", "coop", "leaderboard", "--round", "season-1")
+    demo.run(MAINTAINER, "git", "coop", "payout", "--round", "season-1")
     say("Anyone can check the ledger: every entry linked, signed and about a real commit")
     demo.run(MAINTAINER, "git", "coop", "verify")
+    report = demo.root / "report.html"
+    demo.run(MAINTAINER, "git", "coop", "report", "--html", str(report))
+    say("A page to look at, viewed with no network: report.html in the demo directory "
+        "(run the demo with --keep to open it)")
 
 
 def play(root: Path) -> None:

@@ -169,9 +169,8 @@ PAYOUT_COLUMNS = ("name", "keyid", "amount", "address")
 def payout_text(report: dict[str, Any]) -> str:
     """The ``payout --json`` object as an aligned table."""
     head = f"pool {report['pool']} {report['unit']}, rule {report['rule']}"
-    rows = [
-        [p["name"], p["keyid"][:15], p["amount"], p["address"] or "-"] for p in report["payees"]
-    ]
+    payees = sorted(report["payees"], key=lambda p: -int(p["amount"]))  # stable: ledger order
+    rows = [[p["name"], p["keyid"][:15], p["amount"], p["address"] or "-"] for p in payees]
     lines = [head, *_round_lines(report["round"]), "", table(PAYOUT_COLUMNS, rows)]
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)

@@ -270,7 +270,7 @@ def _compute(
             continue
         delta = w.better(got.score, before.score)
         if node.protected:
-            w.uncredited.append(Uncredited(node.commit, "modifies protected paths"))
+            w.uncredited.append(Uncredited(node.commit, PROTECTED))
             continue
         if abs(delta) < min_delta or delta == 0:
             w.uncredited.append(
@@ -290,6 +290,7 @@ def _compute(
 
 
 _UNSCORED_MERGE = "merges in a commit without a verified score"
+PROTECTED = "modifies protected paths"
 
 
 def _flow_back(w: _Walk, chain: list[_Link]) -> None:

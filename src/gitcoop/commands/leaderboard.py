@@ -18,6 +18,7 @@ from gitcoop.commands import verify as verify_mod
 from gitcoop.commands.credit import CreditReport, credit
 from gitcoop.git import open_repo
 from gitcoop.metric import decimal_text
+from gitcoop.scoring import PROTECTED
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,14 @@ def leaderboard(
     step = ch.min_delta
     order = _ledger_order(path, report)
     inside = None if report.round is None else report.round.commits
-    baseline = report.mainline[0] if report.mainline else None  # the start, nobody's entry
+    # The baseline is the start, nobody's entry; a commit that changes protected paths (a
+    # trust-list join, an edited evaluator) is no entry either.
+    left_out = {u.commit for u in report.credit.uncredited if u.reason == PROTECTED}
+    left_out.update(report.mainline[:1])
     scored = [
         (commit, s)
         for commit, s in report.scores.items()
-        if (inside is None or commit in inside) and commit in order and commit != baseline
+        if (inside is None or commit in inside) and commit in order and commit not in left_out
     ]
     sign = -1 if ch.maximize else 1
     scored.sort(key=lambda cs: (sign * rounded(cs[1].score, step), order[cs[0]]))
