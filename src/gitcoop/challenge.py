@@ -84,6 +84,14 @@ class MetricConfig:
     direction: str
     timeout: float  # seconds, a whole number of milliseconds
     output_limit: int  # bytes
+    file: str | None = None  # the score is read from this file the command writes
+    key: str | None = None  # at this dotted path (default: name)
+    regex: str | None = None  # or from the one group of this pattern's last match
+
+    def source(self) -> dict[str, str | None]:
+        """Where the score is read when not from the last line: ``file`` and ``key``, or
+        ``regex`` (all None: the last line)."""
+        return {"file": self.file, "key": self.key, "regex": self.regex}
 
     @property
     def timeout_ms(self) -> int:
@@ -186,6 +194,7 @@ class Challenge:
                 "direction": metric.direction,
                 "timeout_ms": metric.timeout_ms,
                 "output_limit": metric.output_limit,
+                **{k: v for k, v in metric.source().items() if v is not None},
             },
             "protect": list(self.protect),
             "data": dict(self.data),
@@ -230,6 +239,9 @@ class Challenge:
             str(m["direction"]),
             int(m["timeout_ms"]) / 1000,
             int(m["output_limit"]),
+            m.get("file"),
+            m.get("key"),
+            m.get("regex"),
         )
         challenge = cls(
             int(obj["version"]),
@@ -290,6 +302,7 @@ def parse_challenge(text: str, *, source: str = CHALLENGE_FILE) -> Challenge:
         if root is None or _kind(root) == "null":
             raise _Invalid(None, _EMPTY_FILE)
         values = _mapping_fields(root, "", _TOP_FIELDS)
+        _check_metric(values, root)
     except _Invalid as exc:
         where = source if exc.line is None else f"{source}:{exc.line}"
         raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from None
@@ -902,12 +915,47 @@ def _normalize_repo_path(path: str) -> str:
 
 # --------------------------------------------------------------------------- assembly
 
+
+def _metric_file(node: _Node, path: str) -> str:
+    name = _string(node, path)
+    problem = _first_problem(name, _PATH_RULES) or (
+        None if name.endswith((".json", ".yaml", ".yml")) else "it must end in .json, .yaml or .yml"
+    )
+    if problem is not None:
+        raise _wrong(node, path, "a relative path of a JSON or YAML file", problem)
+    return name
+
+
+def _metric_key(node: _Node, path: str) -> str:
+    key = _string(node, path)
+    if not key or any(not part for part in key.split(".")):
+        raise _wrong(node, path, 'a dotted key such as "test.accuracy"')
+    return key
+
+
+def _metric_regex(node: _Node, path: str) -> str:
+    pattern = _string(node, path)
+    try:
+        groups = re.compile(pattern).groups
+    except re.error as exc:
+        raise _wrong(node, path, "a valid regular expression", str(exc)) from None
+    if groups != 1:
+        hint = r'for example "accuracy: ([0-9.]+)"'
+        raise _wrong(
+            node, path, f"a pattern with exactly one capture group (it has {groups})", hint
+        )
+    return pattern
+
+
 _METRIC_FIELDS: Final = {
     "command": _Field(_command),
     "name": _Field(_metric_name, "score"),
     "direction": _Field(_choice("maximize", "minimize")),
     "timeout": _Field(_timeout, 600.0),
     "output_limit": _Field(_output_limit, _DEFAULT_OUTPUT_LIMIT),
+    "file": _Field(_metric_file, None),
+    "key": _Field(_metric_key, None),
+    "regex": _Field(_metric_regex, None),
 }
 _CREDIT_FIELDS: Final = {
     "min_delta": _Field(_min_delta, Decimal(0)),
@@ -937,6 +985,14 @@ _TOP_FIELDS: Final = {
     "rewards": _Field(_rewards, None),
     "private": _Field(_private, None),
 }
+
+
+def _check_metric(values: Mapping[str, Any], node: _Node) -> None:
+    m = values["metric"]
+    if m["file"] is not None and m["regex"] is not None:
+        raise _Invalid(node.line, "metric.file and metric.regex exclude each other", "keep one")
+    if m["key"] is not None and m["file"] is None:
+        raise _Invalid(node.line, "metric.key needs metric.file", "add metric.file, or drop key")
 
 
 def _build(values: Mapping[str, Any]) -> Challenge:

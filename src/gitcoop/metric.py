@@ -65,6 +65,9 @@ class MetricSpec:
     name: str
     timeout: float
     output_limit: int = DEFAULT_OUTPUT_LIMIT
+    file: str | None = None  # the score is in this JSON or YAML file the command writes
+    key: str | None = None  # its dotted path there (default: name)
+    regex: str | None = None  # or: the one group of the last match over stdout
 
     def __post_init__(self) -> None:
         # Specs come from YAML, where the command is a list; freeze it so the spec stays hashable.
@@ -95,6 +98,8 @@ def _spec_problem(spec: MetricSpec) -> str:
         return f"the timeout must be a positive number of seconds, not {spec.timeout!r}"
     if spec.output_limit <= 0:
         return f"the output limit must be a positive number of bytes, not {spec.output_limit!r}"
+    if spec.file is not None and spec.regex is not None:
+        return "the score comes from a file or from a regex, not both"
     return ""
 
 
@@ -202,6 +207,77 @@ def parse_metric_output(stdout: bytes, name: str) -> Decimal:
     except _Rejected as exc:
         raise MetricError(
             f"metric's last line {_show(line)} is not a score: {exc}; {_EXPECTED}"
+        ) from None
+
+
+def score_from_file(root: Path, path: str, key: str, limit: int) -> Decimal:
+    """The number at dotted ``key`` in the JSON or YAML file ``path`` (relative to
+    ``root``) the metric wrote, DVC style. Raises MetricError naming what is wrong: no
+    file, too big, not JSON or YAML, no such key, or not a finite number."""
+    target = root / path
+    try:
+        if target.is_symlink() or not target.resolve().is_relative_to(root.resolve()):
+            raise MetricError(f"the metric file {path} points outside the checkout")
+        size = target.stat().st_size
+        if size > limit:
+            raise MetricError(f"the metric file {path} is {size} bytes; the limit is {limit}")
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MetricError(
+            f"the metric wrote no {path}", hint="the command must write its scores there"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MetricError(f"the metric file {path} cannot be read: {exc}") from None
+    value: object = _load_scores(text, path)
+    for i, part in enumerate(key.split(".")):
+        if not isinstance(value, dict) or part not in value:
+            where = ".".join(key.split(".")[:i]) or "the top level"
+            raise MetricError(
+                f"the metric file {path} has no key {key!r} (nothing named {part!r} at {where})",
+                hint="set metric.key to the dotted path of the score",
+            )
+        value = value[part]
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | float):
+        raise MetricError(f"{key} in {path} is {_json_kind(value)}, not a number")
+    try:
+        # repr: the shortest text that reads back as the same float (YAML numbers).
+        return _literal(repr(value) if isinstance(value, float) else str(value))
+    except _Rejected as exc:
+        raise MetricError(f"{key} in {path} is not a usable score: {exc}") from None
+
+
+def _load_scores(text: str, path: str) -> object:
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        try:
+            return yaml.safe_load(text)
+        except (yaml.YAMLError, RecursionError):
+            raise MetricError(f"the metric file {path} is not valid YAML") from None
+    try:
+        return json.loads(
+            text, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant
+        )
+    except (ValueError, RecursionError) as exc:
+        raise MetricError(f"the metric file {path} is not valid JSON: {exc}") from None
+
+
+def score_from_regex(stdout: bytes, pattern: str) -> Decimal:
+    """The score in the one capture group of the last match of ``pattern`` over stdout.
+    Raises MetricError when nothing matches or the group is not a number."""
+    text = stdout.decode("utf-8", errors="replace")
+    found = [m for m in re.finditer(pattern, text, re.MULTILINE)]
+    if not found:
+        raise MetricError(
+            f"nothing the metric printed matches metric.regex {pattern!r}",
+            hint="check the pattern against the command's output",
+        )
+    group = found[-1].group(1) or ""
+    try:
+        return _literal(group.strip())
+    except _Rejected as exc:
+        raise MetricError(
+            f"metric.regex captured {_show(group)}, which is not a score: {exc}"
         ) from None
 
 
@@ -351,7 +427,12 @@ def run_metric(
     _check_status(proc.returncode, output.stderr)
     stdout = bytes(output.stdout)
     name = detect_metric_name(stdout) if spec.name == AUTO_NAME else spec.name
-    value = parse_metric_output(stdout, name)
+    if spec.file is not None:
+        value = score_from_file(cwd, spec.file, spec.key or name, spec.output_limit)
+    elif spec.regex is not None:
+        value = score_from_regex(stdout, spec.regex)
+    else:
+        value = parse_metric_output(stdout, name)
     return MetricResult(value=value, text=decimal_text(value), duration_ms=duration_ms, name=name)
 
 

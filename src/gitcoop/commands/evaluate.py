@@ -104,7 +104,7 @@ class Scorer:
                 self._path = self._held.enter_context(worktree(repo))
             prepare(repo, self._path, commit, pin, files)
             result = run_metric(
-                MetricSpec(m.command, m.name, m.timeout, m.output_limit),
+                MetricSpec(m.command, m.name, m.timeout, m.output_limit, **m.source()),
                 self._path,
                 extra_env={"COOP_COMMIT": commit, **self._extra_env},
             )
