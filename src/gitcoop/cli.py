@@ -58,6 +58,12 @@ PrivateDataOpt = Annotated[
 ]
 
 
+class Bridge(StrEnum):
+    dvc = "dvc"
+    codalab = "codalab"
+    ramp = "ramp"
+
+
 class Split(StrEnum):
     public = "public"
     private = "private"
@@ -194,7 +200,8 @@ def init(
     metric_name: Annotated[
         str | None,
         typer.Option(
-            help="Key of the score in the metric's JSON output (default: the key it prints)."
+            help="Key of the score in the metric's JSON output (default: the key it prints); "
+            "with --from: the metrics file's dotted key, the leaderboard column or the score."
         ),
     ] = None,
     hooks: Annotated[
@@ -205,6 +212,20 @@ def init(
         bool,
         typer.Option("--github", help="Also write .github/workflows/coop.yml (GitHub Actions)."),
     ] = False,
+    from_kind: Annotated[
+        Bridge | None,
+        typer.Option(
+            "--from",
+            help="Start from a DVC pipeline, a CodaLab/Codabench bundle or a RAMP kit.",
+        ),
+    ] = None,
+    source: Annotated[
+        Path | None,
+        typer.Argument(help="With --from codalab: the bundle's directory (or its zip)."),
+    ] = None,
+    stage: Annotated[
+        str | None, typer.Option(help="With --from dvc: the stage whose metrics hold the score.")
+    ] = None,
 ) -> None:
     """Turn this repository into a challenge (or set up a clone of one)."""
     from gitcoop.commands.init import InitOptions
@@ -221,8 +242,22 @@ def init(
         hooks,
         commit,
     )
+    if source is not None and from_kind is None:
+        _err("gitcoop: error: a source directory is taken with --from codalab")
+        raise typer.Exit(int(ExitCode.USAGE))
     with _errors(), _watching_ledger(notes=True, first_use=False):
-        result = run(".", opts)
+        if from_kind is None:
+            result = run(".", opts)
+        else:
+            from gitcoop.bridges import Request
+            from gitcoop.commands.init import from_bridge
+
+            request = Request(
+                Path("."), source, name, opts.direction, metric_name, metric, stage, timeout, branch
+            )
+            result = from_bridge(".", from_kind.value, request, opts)
+            for note in result.notes:
+                _say(f"note: {note}")
         if github:
             from gitcoop.commands.init import github_workflow
 

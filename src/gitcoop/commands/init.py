@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitcoop import _fs, _gitcli, constants, hooks, keys, ledger, pinned, records, resources
+from gitcoop.bridges import Request
 from gitcoop.challenge import parse_challenge, render_template
 from gitcoop.commands import evaluate as evaluate_mod
 from gitcoop.errors import ConfigError, GitcoopError, MetricError
@@ -45,6 +46,7 @@ class InitResult:
     score: str | None = None
     key_created: bool = False
     hook: Path | None = None
+    notes: tuple[str, ...] = ()  # what a bridge wants the user to know
 
 
 def _workdir(repo: Repo) -> Path:
@@ -227,6 +229,51 @@ def init(path: str | Path, opts: InitOptions) -> InitResult:
             hint="run `git coop init` without --metric to set up this clone",
         )
     return _join(repo, root, opts)
+
+
+def from_bridge(path: str | Path, kind: str, request: Request, opts: InitOptions) -> InitResult:
+    """Write and commit what the bridge ``kind`` proposes (the challenge file and its
+    files), then start the challenge from it; when that fails, the commit is taken back.
+    Raises ConfigError when the repository already has a challenge or a proposed file
+    exists."""
+    from gitcoop import bridges
+
+    repo = open_repo(path)
+    root = _workdir(repo)
+    repo.head_commit()
+    if (root / constants.CHALLENGE_FILE).exists() or ledger.head(repo) is not None:
+        raise ConfigError(
+            f"{constants.CHALLENGE_FILE} already exists",
+            hint="a bridge starts a new challenge; run git coop init without --from",
+        )
+    proposal = bridges.propose(kind, dataclasses.replace(request, root=root))
+    parse_challenge(proposal.challenge, source=constants.CHALLENGE_FILE)  # before writing
+    targets = {constants.CHALLENGE_FILE: proposal.challenge.encode("utf-8"), **proposal.files}
+    clash = [rel for rel in targets if (root / rel).exists()]
+    if clash:
+        raise ConfigError(
+            f"{clash[0]} exists; the bridge would write it", hint="move it aside and run again"
+        )
+    written = [root / rel for rel in targets]
+    for target, data in zip(written, targets.values(), strict=True):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _fs.atomic_write(target, data)
+    try:
+        # -f: a bundle's data may match the user's .gitignore (*.csv) and must be committed.
+        _gitcli.git(root, "add", "-f", "--", *targets)
+        _gitcli.commit_paths(root, list(targets), f"coop: a challenge from {kind}")
+    except GitcoopError:
+        _undo(root, written)
+        raise
+    try:
+        result = init(path, dataclasses.replace(opts, metric=None))  # the file says it now
+    except BaseException:
+        # The challenge did not start: take the commit back, leaving the user's work alone.
+        _gitcli.git(root, "reset", "--quiet", "--soft", "HEAD~1")
+        _gitcli.git(root, "reset", "--quiet", "--", *targets)
+        _undo(root, written)
+        raise
+    return dataclasses.replace(result, notes=tuple(proposal.notes))
 
 
 def github_workflow(path: str | Path) -> tuple[Path, bool]:
