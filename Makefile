@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test soak lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ demo: $(STAMP)
 test: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider
 	$(MAKE) lint
+
+# The long run: hundreds of randomized kills (tests/test_crash.py) and 20 times the fuzzing
+# examples (tests/test_fuzz.py). Minutes, not seconds; not part of `make test`.
+soak: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" GITCOOP_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/test_crash.py tests/test_fuzz.py tests/test_concurrency.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests testing examples bench

@@ -72,3 +72,11 @@ def anvil(node: Node) -> Iterator[Node]:
     snapshot = node.call("evm_snapshot")
     yield node
     node.call("evm_revert", snapshot)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many kills the crash tests survived (tests/test_crash.py), for the record."""
+    from testing import crash
+
+    if crash.kills:
+        terminalreporter.write_line(crash.summary())

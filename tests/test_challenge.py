@@ -297,7 +297,7 @@ def test_render_rejects_bad_values_and_templates() -> None:
         pytest.param(
             with_metric(comand="x"),
             f'{SRC}:6: unknown key "metric.comand" (known: command, name, direction, '
-            'timeout, output_limit) (did you mean "command"?)',
+            'timeout, output_limit, file, key, regex) (did you mean "command"?)',
             id="unknown-nested-key",
         ),
         pytest.param(

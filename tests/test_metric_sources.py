@@ -121,3 +121,15 @@ def test_a_regex_that_finds_no_score_is_named(out: bytes, message: str) -> None:
     with pytest.raises(MetricError, match=message):
         score_from_regex(out, r"accuracy: (\S+)")
     assert score_from_regex(b"accuracy: 0.1\naccuracy: 0.7\n", r"accuracy: (\S+)") == Decimal("0.7")
+
+
+def test_a_committed_metrics_file_never_passes_for_the_run(world: World) -> None:
+    # The metric writes nothing for a non-number; a metrics.json committed beside it
+    # claiming 0.99 must not be read as the score.
+    m = _challenge(world, WRITES_FILE, "  file: metrics.json\n  key: test.acc\n")
+    (m.repo / "metrics.json").write_text(json.dumps({"test": {"acc": 0.99}}))
+    (m.repo / "score.txt").write_text("oops\n")
+    m.git("add", "metrics.json", "score.txt")
+    m.git("commit", "-qm", "a claimed score")
+    push = m.git("push", "origin", "main", check=False)
+    assert push.returncode != 0 and "the metric wrote no metrics.json" in push.stderr

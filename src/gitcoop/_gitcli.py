@@ -87,10 +87,15 @@ class Running:
             said = [ln.strip() for ln in detail if ln.startswith("remote:") and ln[7:].strip()]
             # git's own "fatal:" line names the problem; the lines after it are advice.
             said = said or [ln.strip() for ln in detail if ln.startswith("fatal:")][:1]
+            # A lock left by a killed git: only this line names the file, the rest is advice.
+            lock = [ln.strip() for ln in detail if ln.startswith("error: cannot lock ref")][:1]
+            hint = None
+            if lock and not said:
+                said, hint = lock, "if no other git or gitcoop process runs, remove that lock file"
             last = (
                 said or [ln.strip() for ln in detail] or [f"exit status {self._proc.returncode}"]
             )[-1]
-            raise GitOperationError(f"git {_subcommand(self._args)} failed: {last}")
+            raise GitOperationError(f"git {_subcommand(self._args)} failed: {last}", hint=hint)
         return out.decode("utf-8", errors="replace").rstrip("\n")
 
     def __enter__(self) -> Running:

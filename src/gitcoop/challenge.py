@@ -16,7 +16,7 @@ import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, Context, Decimal, localcontext
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
@@ -272,7 +272,7 @@ class Challenge:
         clean = _normalize_repo_path(path)
         # The implicit pattern is checked even if a hand-built Challenge left it out.
         patterns = (IMPLICIT_PROTECT, *self.protect)
-        return any(_glob_regex(pattern).fullmatch(clean) for pattern in patterns)
+        return any(_glob_matcher(pattern)(clean) for pattern in patterns)
 
 
 def _private_from_json(obj: Any) -> Private:
@@ -297,6 +297,10 @@ def parse_challenge(text: str, *, source: str = CHALLENGE_FILE) -> Challenge:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_FILE_BYTES:
         raise ConfigError(f"{source}: file is {size} bytes; the limit is {MAX_FILE_BYTES} bytes")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: no file holds one
+        raise ConfigError(f"{source}: not valid UTF-8 text at character {exc.start}") from None
     try:
         root = _compose(text)
         if root is None or _kind(root) == "null":
@@ -616,6 +620,8 @@ def _integer(node: _Node, path: str) -> int:
     if _kind(node) != "integer":
         raise _wrong(node, path, "an integer")
     text = node.text.replace("_", "")
+    if len(text) > _MAX_NUMBER_TEXT:  # before int(): Python refuses over 4300 digits
+        raise _wrong(node, path, "an integer of reasonable size")
     if not _INT_RE.fullmatch(text):
         hint = "write a plain decimal integer without leading zeros"
         raise _wrong(node, path, "a decimal integer", hint)
@@ -725,7 +731,8 @@ def _timeout(node: _Node, path: str) -> float:
         raise _wrong(node, path, f"a number of seconds > 0 and <= {_MAX_TIMEOUT}")
     # Whole milliseconds, rounded up: to_json records "timeout_ms" and a positive timeout
     # must not round down to 0.
-    millis = (seconds * 1000).to_integral_value(rounding=ROUND_CEILING)
+    with localcontext(_WIDE):
+        millis = (seconds * 1000).to_integral_value(rounding=ROUND_CEILING)
     return float(millis) / 1000
 
 
@@ -887,6 +894,53 @@ def _digest(node: _Node, path: str) -> str:
 
 
 @lru_cache(maxsize=512)
+def _glob_matcher(pattern: str) -> Callable[[str], bool]:
+    """A function telling whether a normalized path matches a protect pattern. A compiled
+    regex for the usual pattern; a matcher that cannot backtrack for one whose segments
+    hold several "*" (a regex of those takes exponential time on a path chosen to)."""
+    segments = pattern.removesuffix("/").split("/")
+    tame = sum(s == "**" for s in segments) <= 1 and all(
+        s == "**" or s.count("*") <= 1 for s in segments
+    )
+    if tame:
+        return lambda path: _glob_regex(pattern).fullmatch(path) is not None
+    return lambda path: _segments_match(segments, path.split("/"))
+
+
+def _segments_match(pattern: list[str], path: list[str]) -> bool:
+    """Whether ``pattern``'s segments match a leading run of ``path``'s (a directory
+    protects everything under it), in time linear in their product."""
+    ends = {0}  # how many path segments the pattern so far can have matched
+    for i, seg in enumerate(pattern):
+        if seg == "**":
+            least = min(ends) + (1 if i == len(pattern) - 1 else 0)  # a last ** needs one
+            ends = set(range(least, len(path) + 1))
+        else:
+            ends = {j + 1 for j in ends if j < len(path) and _segment_match(seg, path[j])}
+        if not ends:
+            return False
+    return True
+
+
+def _segment_match(pattern: str, name: str) -> bool:
+    # The classic two-pointer wildcard match: on a mismatch, only the last "*" is retried
+    # one character further, so no state is visited twice.
+    i = j = 0
+    star, mark = -1, 0
+    while j < len(name):
+        if i < len(pattern) and pattern[i] in ("?", name[j]):
+            i, j = i + 1, j + 1
+        elif i < len(pattern) and pattern[i] == "*":
+            star, mark, i = i, j, i + 1
+        elif star >= 0:
+            i, mark = star + 1, mark + 1
+            j = mark
+        else:
+            return False
+    return all(c == "*" for c in pattern[i:])
+
+
+@lru_cache(maxsize=512)
 def _glob_regex(pattern: str) -> re.Pattern[str]:
     """Compile a protect pattern; the regex must fullmatch a normalized path."""
     segments = pattern.removesuffix("/").split("/")
@@ -1015,8 +1069,14 @@ def _build(values: Mapping[str, Any]) -> Challenge:
 
 
 def _canonical_decimal(value: Decimal) -> Decimal:
-    # normalize() drops trailing zeros; zero is pinned to a plain, unsigned 0.
-    return value.normalize() if value else Decimal(0)
+    # normalize() drops trailing zeros; zero is pinned to a plain, unsigned 0. It rounds to
+    # the context's precision, so a context of its own: the digest must not depend on the
+    # caller's, and no value is longer than _MAX_NUMBER_TEXT digits.
+    with localcontext(_WIDE):
+        return value.normalize() if value else Decimal(0)
+
+
+_WIDE: Final = Context(prec=2 * _MAX_NUMBER_TEXT)
 
 
 def _plain_decimal(value: Decimal) -> str:

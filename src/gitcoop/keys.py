@@ -57,7 +57,9 @@ def parse_public(text: str) -> Ed25519PublicKey:
         blob = base64.b64decode(parts[1], validate=True)
     except ValueError:
         raise VerificationError("public key is not valid base64") from None
-    if len(blob) != 51 or blob[:15] != len(_SSH_ED25519).to_bytes(4, "big") + _SSH_ED25519:
+    # Both length fields checked: one key must have one text, or its fingerprint varies.
+    head = len(_SSH_ED25519).to_bytes(4, "big") + _SSH_ED25519 + (32).to_bytes(4, "big")
+    if len(blob) != 51 or blob[:19] != head:
         raise VerificationError("public key is not an Ed25519 key blob")
     return Ed25519PublicKey.from_public_bytes(blob[19:])
 

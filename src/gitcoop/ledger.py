@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from gitcoop import canonical, constants
+from gitcoop import _faults, canonical, constants
 from gitcoop.errors import FormatError, GitOperationError, LedgerConflict, VerificationError
 from gitcoop.git import Repo
 
@@ -78,8 +78,10 @@ class Entry(NamedTuple):
         if not isinstance(obj, dict) or set(obj) != _FIELDS:
             got = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
             raise FormatError(f"entry fields are {got}, expected {sorted(_FIELDS)}")
-        _check(obj.get("version") == constants.ENTRY_VERSION, "unsupported entry version")
-        _check(isinstance(obj["seq"], int) and obj["seq"] >= 0, "seq is not a count")
+        # type() is, not isinstance: JSON true is a bool, which Python counts as the int 1.
+        version, seq = obj["version"], obj["seq"]
+        _check(type(version) is int and version == constants.ENTRY_VERSION, "unsupported version")
+        _check(type(seq) is int and seq >= 0, "seq is not a count")
         _check(obj["kind"] in KINDS, f"unknown entry kind {obj['kind']!r}")
         _check(_is_hex(obj["prev"]) or obj["prev"] is None, "prev is not a sha256 digest")
         _check(_is_hex(obj["origin"]) or obj["origin"] is None, "origin is not a sha256 digest")
@@ -122,6 +124,8 @@ _USUAL = re.compile(
 def _usual_entry(data: bytes) -> Entry | None:
     """The entry when the bytes are one as gitcoop writes it; None sends them the general
     way."""
+    if len(data) > canonical.DEFAULT_MAX_BYTES:
+        return None  # the general way refuses it, naming the limit
     m = _USUAL.fullmatch(data.decode("ascii")) if data.isascii() else None
     if m is None:
         return None
@@ -355,11 +359,13 @@ def append(
         entry = link(Entry(0, None, kind, challenge, None, key, envelope), current)
         tree = pinned_tree or current.pinned_tree
         commit = _commit_entry(repo, entry, tree, current.commit)
+        _faults.hit("append", "before-ref")  # objects written, unreachable: the old head
         try:
             repo.cas_ref(constants.LEDGER_REF, commit, current.commit, f"coop: {kind}")
         except LedgerConflict:
             time.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))  # noqa: S311 - jitter
             continue
+        _faults.hit("append", "after-ref")  # the new head, nothing derived from it yet
         return Head(commit, entry, entry_hash(entry.to_bytes()), tree)
     lock = repo.common_dir / (constants.LEDGER_REF + ".lock")
     raise LedgerConflict(

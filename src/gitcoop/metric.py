@@ -412,6 +412,10 @@ def run_metric(
     unsuccessfully, or prints no usable score.
     """
     env = scrubbed_env(os.environ, extra_env)
+    if spec.file is not None:
+        # A copy committed with the code must never pass for this run's result.
+        with contextlib.suppress(IsADirectoryError, NotADirectoryError):
+            (cwd / spec.file).unlink(missing_ok=True)
     started = time.monotonic()
     proc = _start(spec.argv, cwd, env)
     try:

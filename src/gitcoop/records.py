@@ -135,6 +135,8 @@ def attestation_from_bytes(payload: bytes) -> Attestation:
 def _usual_attestation(payload: bytes) -> Attestation | None:
     """The attestation when the bytes are a statement as gitcoop writes it; None sends
     them the general way. Raises FormatError for a score out of bounds."""
+    if len(payload) > canonical.DEFAULT_MAX_BYTES:
+        return None  # the general way refuses it, naming the limit
     m = _USUAL_STATEMENT.fullmatch(payload.decode("ascii")) if payload.isascii() else None
     env = None if m is None else _usual_environment(m["env"])
     if m is None or env is None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from gitcoop import _fs, _gitcli, constants, incoming, ledger, notes, vindex
+from gitcoop import _faults, _fs, _gitcli, constants, incoming, ledger, notes, vindex
 from gitcoop.commands import verify as verify_mod
 from gitcoop.commands.verify import Position
 from gitcoop.errors import FormatError, GitOperationError, LedgerConflict, SecurityError
@@ -227,8 +227,7 @@ def _record(
     except BaseException:
         writer.abort()
         raise
-    writer.finish(end.seq, end.hash)
-    verify_mod.write_pin(repo, end, verify_mod.Rules(report.trust, report.versions, report.closes))
+    verify_mod.seal(repo, writer, end, report)
 
 
 def _retreat_pin(repo: Repo, base: Position) -> None:
@@ -269,9 +268,11 @@ def _take(repo: Repo, theirs: str) -> _Taken:
     verify_mod.settle(prior, report)
     if report.notes:
         notes.remember(report.notes)  # the notes refresh after sync need not read them again
+    _faults.hit("sync", "after-verify")  # verified, nothing changed here yet
     shared = -1 if base is None else _position_at(repo, base).seq
     if ours is None or base == ours:
         repo.cas_ref(constants.LEDGER_REF, theirs, ours, "coop: fast-forward")
+        _faults.hit("sync", "after-fast-forward")  # the pin still names an older entry
         _record(repo, start, lines, end, report)
         return _Taken(end.seq - shared)
     if start is not None:
@@ -279,6 +280,7 @@ def _take(repo: Repo, theirs: str) -> _Taken:
     else:
         verify_mod.clear_pin(repo)  # it named an entry this clone is about to replace
     relinked, dropped = _relink(repo, ours, theirs, base)
+    _faults.hit("sync", "after-relink")  # the pin is at or below the fork point, or gone
     _record(repo, start, lines, end, report)
     verify_mod.advance(repo, repo.ref(constants.LEDGER_REF) or theirs, end, verify_mod.Report())
     return _Taken(end.seq - shared, relinked, dropped)
@@ -362,6 +364,7 @@ def _pull(
     """Fetch, check against the pin, verify and take the remote's ledger: (its head, its
     position, what was taken)."""
     theirs = fetch(repo, workdir, remote, started)
+    _faults.hit("sync", "after-fetch")  # left in the incoming namespace, unchecked
     try:
         proven = _check_pin(repo, remote, theirs, retrust)
         taken = _Taken() if theirs is None else _take(repo, theirs)
@@ -401,6 +404,7 @@ def sync(
         ours = repo.ref(constants.LEDGER_REF)
         if not push or ours is None or ours == theirs:
             return SyncResult(fetched, relinked, False, dropped)
+        _faults.hit("sync", "before-push")  # the local ledger is complete, unpublished
         try:
             _gitcli.push_ref(workdir, remote, constants.LEDGER_REF, expect=theirs, env=_GUARD)
         except GitOperationError as exc:
@@ -408,6 +412,7 @@ def sync(
             refused, refused_over = exc, theirs
             time.sleep(random.uniform(0, 0.05 * (attempt + 1)))  # noqa: S311 - jitter
             continue
+        _faults.hit("sync", "after-push")  # published; the remote pin still names the old head
         _seen(repo, remote, ours, pinned_at, retrust=False)  # ours contains theirs
         return SyncResult(fetched, relinked, True, dropped)
     raise LedgerConflict(
@@ -446,9 +451,11 @@ def publish(repo: Repo, workdir: Path, remote: str) -> bool:
     ours, known = repo.ref(constants.LEDGER_REF), repo.ref(staging_ref(remote))
     if ours is None or ours == known:
         return False
+    _faults.hit("sync", "before-push")
     try:
         _gitcli.push_ref(workdir, remote, constants.LEDGER_REF, expect=known, env=_GUARD)
     except GitOperationError:
         return sync(repo, workdir, remote).pushed  # it names a refusal; a lost race, retried
+    _faults.hit("sync", "after-push")
     _seen(repo, remote, ours, None, retrust=False)
     return True

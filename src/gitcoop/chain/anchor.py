@@ -14,7 +14,6 @@ for any of them is the anchor.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from gitcoop import _fs, constants, ledger, records
+from gitcoop import _faults, _fs, constants, ledger, records
 from gitcoop.chain.rpc import Finality, Rpc, RpcError
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ConfigError, GitcoopError, GitOperationError, VerificationError
@@ -31,7 +30,6 @@ from gitcoop.session import Session, open_session, signer_for
 TAG = b"gitcoop-anchor-v1\x00"  # domain separation: this calldata means nothing else
 JOURNAL = "anchor.json"
 JOURNAL_VERSION = 2  # 1: one transaction (raw, tx); 2: every transaction signed, fees, cap
-FAULT_ENV = "GITCOOP_FAULT"  # tests: "anchor:<point>" kills the process at that point
 CAP_FACTOR = 3  # the default cap on maxFeePerGas: this many times the first estimate
 TRIES = 3  # replacements in a row a node may refuse as underpriced before we stop
 # geth's txpool and anvil want a replacement to raise both fees by 10% (geth's PriceBump);
@@ -186,11 +184,6 @@ class Anchored:
     entry: int | None = None  # the seq of the anchor entry appended
 
 
-def _fault(point: str) -> None:
-    if os.environ.get(FAULT_ENV) == f"anchor:{point}":
-        os._exit(137)  # as SIGKILL would leave it: nothing flushed, nothing cleaned up
-
-
 def gwei(wei: int) -> str:
     """``wei`` in gwei, exactly, without trailing zeros (``12.5``, ``0.000000007``)."""
     text = f"{Decimal(wei) / 10**9:f}"
@@ -252,7 +245,7 @@ def anchor(
         if dry_run:
             return Anchored("prepared", seq, head, j.tx)
         j.save(where, "prepared")
-        _fault("after-prepare")
+        _faults.hit("anchor", "after-prepare")
     return _advance(s, _Run(rpc, secret, j, where, wait, say), confirmations)
 
 
@@ -435,9 +428,9 @@ class _Run:
                 self.replace(f"the node refused {self.j.tx}: {exc.text}")
         if self.j.state == "prepared":
             self.j.save(self.where, "broadcast")
-        _fault("after-broadcast")
+        _faults.hit("anchor", "after-broadcast")
         if len(self.j.txs) > 1:
-            _fault("after-replace-send")
+            _faults.hit("anchor", "after-replace-send")
 
     def _broadcast(self) -> None:
         j = self.j
@@ -494,7 +487,7 @@ class _Run:
         )
         assert old != j.tx
         j.save(self.where, "prepared")
-        _fault("after-replace")
+        _faults.hit("anchor", "after-replace")
 
     def renonce(self) -> None:
         """Sign and journal the anchoring anew with the node's next nonce: the journal's
@@ -536,7 +529,7 @@ def _advance(s: Session, run: _Run, confirmations: int | None) -> Anchored:
             )
         j.block_number, j.block_hash = int(receipt["blockNumber"], 16), receipt["blockHash"]
         j.save(where, "included")
-        _fault("after-receipt")
+        _faults.hit("anchor", "after-receipt")
     if not _canonical(run.rpc, j):
         run.say(f"gitcoop: block {j.block_number} left the canonical chain; sending again")
         j.block_number = j.block_hash = None

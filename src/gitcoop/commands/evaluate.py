@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from gitcoop import __version__, cache, constants, ledger, records
+from gitcoop import __version__, _faults, cache, constants, ledger, records
 from gitcoop.errors import GitcoopError, MetricError
 from gitcoop.git import Repo, open_repo
 from gitcoop.keys import SigningKey
@@ -268,6 +268,7 @@ def attest(
         signer=signer,
     )
     envelope = records.sign(att.statement(), constants.INTOTO_PAYLOAD_TYPE, key)
+    _faults.hit("evaluate", "after-sign")  # a signature nobody has seen: lost, signed again
     return ledger.append(s.repo, "attestation", key.public_openssh, envelope, after=after)
 
 
@@ -300,9 +301,12 @@ def evaluate(
         if got.score is None:
             done[c] = Outcome(c, error=got.error)
             continue
+        _faults.hit("evaluate", "after-metric")  # scored (and cached), nothing signed
         parents = s.repo.commit(c).parents
         pscore = _parent_score(s, index, parents[0] if parents else None, scored)
         last = attest(s, key, signer, c, got, pscore, last)
+        # In the ledger; the attested index and the notes catch up with it later.
+        _faults.hit("evaluate", "after-append")
         index.scores.setdefault(c, {}).setdefault(digest, decimal_text(got.score))
         delta = _improvement(got.score, pscore, s.pinned.challenge.maximize)
         done[c] = Outcome(c, got.score, delta, got.cached, attested=True)

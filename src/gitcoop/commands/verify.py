@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gitcoop import (
+    _faults,
     _forked,
     _fs,
     canonical,
@@ -561,9 +562,17 @@ def advance(repo: Repo, tip: str, start: Position | None, report: Report) -> Pos
     if pos is None:
         writer.abort()
         return None
-    writer.finish(pos.seq, pos.hash)
-    write_pin(repo, pos, Rules(report.trust, report.versions, report.closes))
+    seal(repo, writer, pos, report)
     return pos
+
+
+def seal(repo: Repo, writer: vindex.Writer, pos: Position, report: Report) -> None:
+    """Save what a verification up to ``pos`` proved: seal the attestation index, then
+    move the pin (with the rules in force). A crash in between leaves an index the pin does
+    not name, which the next verify rebuilds."""
+    writer.finish(pos.seq, pos.hash)
+    _faults.hit("verify", "before-pin")
+    write_pin(repo, pos, Rules(report.trust, report.versions, report.closes))
 
 
 class Rules(NamedTuple):
