@@ -145,12 +145,14 @@ class World:
             p.coop("init")
         return p
 
-    def accept(self, p: Player, maintainer: Player | None = None) -> None:
-        """Have ``p`` join (a commit on the challenge branch) and the maintainer accept
-        it with a trust-update entry; both clones end synced."""
+    def accept(self, p: Player, maintainer: Player | None = None, *, join: bool = True) -> None:
+        """Have ``p`` join (a commit on the challenge branch; ``join=False``: pushed
+        already) and the maintainer accept it with a trust-update entry; both clones end
+        synced."""
         m = maintainer or self.players["maint"]
-        p.coop("join")
-        p.git("push", "-q", "origin", "HEAD:main")
+        if join:
+            p.coop("join")
+            p.git("push", "-q", "origin", "HEAD:main")
         m.git("pull", "-q", "--ff-only", "origin", "main")
         m.coop("join", "--accept")
         m.coop("sync", "origin")

@@ -48,14 +48,6 @@ def _ada_with_wallet(world: World, tmp_path: Path) -> tuple[Player, str]:
     return ada, wallet.address
 
 
-def _accept(world: World, p: Player) -> None:
-    m = world.players["maint"]
-    m.git("pull", "-q", "--ff-only", "origin", "main")
-    m.coop("join", "--accept")
-    m.coop("sync", "origin")
-    p.coop("sync", "origin")
-
-
 def _push(p: Player, score: str) -> str:
     p.git("pull", "-q", "--ff-only", "origin", "main")
     commit = p.commit_score(score)
@@ -78,11 +70,9 @@ def test_a_round_is_credited_closed_paid_and_stays_fixed(world: World, tmp_path:
         "rewards:\n  pool: 1001\n  unit: cents\n",
     )
     ada, address = _ada_with_wallet(world, tmp_path)
-    _accept(world, ada)
+    world.accept(ada, join=False)  # joined with her wallet
     bob = world.contributor("bob", "Bob", "bob@example.org")
-    bob.coop("join")
-    bob.git("push", "-q", "origin", "HEAD:main")
-    _accept(world, bob)
+    world.accept(bob)
     _push(ada, "0.6")
     _push(bob, "0.7")
     late = _push(ada, "0.705")  # below min_delta: earns nothing, ties bob on the board
@@ -160,13 +150,9 @@ def test_lineage_passes_a_share_back_to_the_work_built_on(world: World) -> None:
     m = world.maintainer(init_args=None)
     _challenge(m, 'credit:\n  lineage: "0.5"\n')
     ada = world.contributor("ada", "Ada", "ada@example.org")
-    ada.coop("join")
-    ada.git("push", "-q", "origin", "HEAD:main")
-    _accept(world, ada)
+    world.accept(ada)
     bob = world.contributor("bob", "Bob", "bob@example.org")
-    bob.coop("join")
-    bob.git("push", "-q", "origin", "HEAD:main")
-    _accept(world, bob)
+    world.accept(bob)
     _push(ada, "0.6")
     _push(bob, "0.8")
     m.git("pull", "-q", "--ff-only", "origin", "main")
@@ -266,9 +252,7 @@ def test_a_private_split_decides_the_round_and_overfitting_the_public_one_does_n
     players = []
     for key, name in (("ada", "Ada"), ("bob", "Bob")):
         p = world.contributor(key, name, f"{key}@example.org")
-        p.coop("join")
-        p.git("push", "-q", "origin", "HEAD:main")
-        _accept(world, p)
+        world.accept(p)
         players.append(p)
     ada, bob = players
     _push(ada, "0.6")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from gitcoop import _gitcli, records, trust, vindex
 from gitcoop.challenge import Challenge
+from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ConfigError, MetricError, VerificationError
 from gitcoop.keys import SigningKey
 from gitcoop.session import Session
@@ -68,6 +69,13 @@ def scored(rows: Iterable[vindex.Row], digest: str, timeline: trust.Timeline) ->
         ):
             out[row.commit] = Decimal(row.score)
     return out
+
+
+def known(s: Session, verified: verify_mod.Report) -> dict[str, Decimal]:
+    """The private scores the ledger ``verified`` reached holds (see ``scored``)."""
+    assert verified.head is not None
+    rows = verify_mod.verified_rows(s.repo, verified.head)
+    return scored(rows, s.pinned.digest, trust.Timeline(verified.trust))
 
 
 def history(s: Session, tip: str) -> list[str]:

@@ -136,10 +136,7 @@ def _ended(ch: Challenge, name: str | None) -> None:
 
 
 def _unrevealed(s: Session) -> list[str]:
-    report = verify_mod.verify(s.repo.common_dir)
-    assert report.head is not None
-    rows = verify_mod.verified_rows(s.repo, report.head)
-    known = private.scored(rows, s.pinned.digest, trust.Timeline(report.trust))
+    known = private.known(s, verify_mod.verify(s.repo.common_dir))
     tip = s.repo.resolve(f"refs/heads/{s.pinned.challenge.branch}")
     return private.missing(s, tip, known)
 
@@ -210,10 +207,7 @@ def _sign_split(
     known: dict[str, Decimal] = {}
     if on_private:
         # Any trusted evaluator's private score stands: one per commit is revealed.
-        report = verify_mod.verify(s.repo.common_dir)
-        assert report.head is not None
-        rows = verify_mod.verified_rows(s.repo, report.head)
-        known = private.scored(rows, digest, trust.Timeline(report.trust))
+        known = private.known(s, verify_mod.verify(s.repo.common_dir))
 
     def signed_before(commit: str) -> bool:
         return commit in known if on_private else index.has(commit, digest, key.keyid)

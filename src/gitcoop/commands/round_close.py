@@ -66,7 +66,7 @@ def close(
     tip = s.repo.resolve(f"refs/heads/{ch.branch}")
     revealed = 0
     if ch.private is not None:
-        revealed = _reveal(s, verified, timeline, key, signer, tip, private_data)
+        revealed = _reveal(s, verified, key, signer, tip, private_data)
         s = open_session(path)
     head = s.head
     report = credit(path, round_name=name, rev=tip)
@@ -102,15 +102,12 @@ def _may_close(timeline: trust.Timeline, keyid: str, *, private: bool) -> None:
 def _reveal(
     s: Session,
     verified: verify_mod.Report,
-    timeline: trust.Timeline,
     key: SigningKey,
     signer: records.Signer,
     tip: str,
     given: Path | None,
 ) -> int:
-    assert verified.head is not None
-    rows = verify_mod.verified_rows(s.repo, verified.head)
-    known = private.scored(rows, s.pinned.digest, timeline)
+    known = private.known(s, verified)
     todo = private.missing(s, tip, known)
     if not todo:  # revealed already (in CI: by ci score --split private, then ci sign)
         return 0
