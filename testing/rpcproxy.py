@@ -1,10 +1,12 @@
 """A JSON-RPC proxy in front of a real node that injects the faults a real node will not
-produce on demand: HTTP errors, malformed answers, error objects, rewritten results."""
+produce on demand: HTTP errors, malformed answers, error objects, rewritten results, and
+answers that come too late."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +16,8 @@ from typing import Any
 
 # A fault: ("http", status) | ("malformed",) | ("error", code, message)
 #        | ("forward-then-error", code, message) | ("rewrite", function of the result)
+#        | ("stall", seconds): answer an error after the wait, never passing the call on
+#        | ("forward-then-stall", seconds): pass the call on at once, answer after the wait
 Fault = tuple[Any, ...]
 
 
@@ -36,11 +40,18 @@ class Proxy:
         queued = self.faults.get(method) or []
         fault = queued.pop(0) if queued else ("pass",)
         kind = fault[0]
+        if kind == "forward-then-stall":
+            got = self.forward(raw)
+            time.sleep(fault[1])
+            return 200, json.dumps(got).encode()
+        if kind == "stall":
+            time.sleep(fault[1])
+            fault = kind, -32000, "answered too late"
         if kind == "http":
             return int(fault[1]), b'{"message": "scripted"}'
         if kind == "malformed":
             return 200, b"<html>not json</html>"
-        if kind in ("error", "forward-then-error"):
+        if kind in ("error", "forward-then-error", "stall"):
             if kind == "forward-then-error":
                 self.forward(raw)
             error = {"code": fault[1], "message": fault[2]}
@@ -60,11 +71,14 @@ def proxying(proxy: Proxy) -> Iterator[Proxy]:
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status, data = proxy.answer(raw)
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # a client that stopped waiting: what the stall faults are for
 
         def log_message(self, *args: object) -> None:
             pass

@@ -5,6 +5,7 @@ run, and the journal lets the next run finish with the same transaction."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from testing.anvil import Node
@@ -12,10 +13,10 @@ from testing.rpcproxy import Proxy, proxying
 from testing.world import Player, World, run
 
 
-def _anchor(p: Player, url: str, key: str, check: bool = False):
+def _anchor(p: Player, url: str, key: str, check: bool = False, *more: str):
     return run(
         p.repo, "git", "coop", "anchor", "--rpc", url, "--chain-id", "31337",
-        "--confirmations", "1", "--wait", "5",
+        "--confirmations", "1", "--wait", "5", *more,
         env={**p.env, "GITCOOP_ETH_KEY": key}, check=check,
     )  # fmt: skip
 
@@ -51,6 +52,58 @@ def test_http_429_and_5xx_are_retried(world: World, anvil: Node) -> None:
         out = _anchor(m, proxy.url, anvil.keys[0])
     assert out.returncode == 0 and "anchored entry #1" in out.stdout, out.stderr
     assert proxy.calls[:3] == ["eth_chainId"] * 3
+
+
+def test_a_node_that_never_answers_is_named_within_the_timeout(world: World, anvil: Node) -> None:
+    m = world.maintainer()
+    entries = _entries(m)
+    with proxying(Proxy(anvil.url, {"eth_chainId": [("stall", 2.0)] * 4})) as proxy:
+        started = time.monotonic()
+        out = _anchor(m, proxy.url, anvil.keys[0], False, "--rpc-timeout", "0.3")
+        took = time.monotonic() - started
+    assert out.returncode == 1, out.stderr
+    assert "did not answer eth_chainId (no answer within 0.3 s, 4 tries)" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert took < 8, took  # four waits of 0.3 s and the backoff between them, not four of 2 s
+    assert _entries(m) == entries and not (m.repo / ".git/coop/anchor.json").exists()
+
+
+def test_a_send_answered_too_late_is_sent_again_and_counted_once(world: World, anvil: Node) -> None:
+    m = world.maintainer()
+    before = _sent(anvil)
+    faults = {"eth_sendRawTransaction": [("forward-then-stall", 2.0)]}
+    with proxying(Proxy(anvil.url, faults)) as proxy:
+        out = _anchor(m, proxy.url, anvil.keys[0], False, "--rpc-timeout", "0.5")
+    assert out.returncode == 0 and "anchored entry #1" in out.stdout, out.stderr
+    assert proxy.calls.count("eth_sendRawTransaction") == 2 and _sent(anvil) - before == 1
+    assert len(_anchored_txs(m, anvil)) == 1
+
+
+def test_a_send_never_answered_keeps_its_transaction_for_the_next_run(
+    world: World, anvil: Node
+) -> None:
+    m = world.maintainer()
+    before, entries = _sent(anvil), _entries(m)
+    faults = {"eth_sendRawTransaction": [("forward-then-stall", 1.0)] * 4}
+    with proxying(Proxy(anvil.url, faults)) as proxy:
+        out = _anchor(m, proxy.url, anvil.keys[0], False, "--rpc-timeout", "0.3")
+    assert out.returncode == 1 and "did not answer eth_sendRawTransaction" in out.stderr
+    assert _entries(m) == entries and len(_journal(m)["txs"]) == 1
+    out = _anchor(m, anvil.url, anvil.keys[0], True)  # the node reached again
+    assert "resuming" in out.stderr and "anchored entry #1" in out.stdout
+    assert _sent(anvil) - before == 1 and len(_anchored_txs(m, anvil)) == 1
+
+
+def test_verify_chain_names_a_node_that_times_out(world: World, anvil: Node) -> None:
+    m = world.maintainer()
+    _anchor(m, anvil.url, anvil.keys[0], True)
+    with proxying(Proxy(anvil.url, {"eth_chainId": [("stall", 2.0)] * 4})) as proxy:
+        out = m.coop(
+            "verify", "--chain", "--rpc", proxy.url, "--confirmations", "1",
+            "--rpc-timeout", "0.3", check=False,
+        )  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert "did not answer eth_chainId (no answer within 0.3 s" in out.stderr
 
 
 def test_a_malformed_answer_to_the_send_keeps_the_journal_for_the_next_run(

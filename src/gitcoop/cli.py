@@ -77,6 +77,12 @@ class Format(StrEnum):
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (stable, documented schema).")]
+RpcTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--rpc-timeout", min=0.1, help="Seconds to wait for each answer from the Ethereum node."
+    ),
+]
 
 
 def _say(text: str) -> None:
@@ -453,12 +459,13 @@ def verify(
             min=1, help="Blocks on top that make an anchor final (default: the finalized tag)."
         ),
     ] = None,
+    rpc_timeout: RpcTimeoutOpt = 10.0,
 ) -> None:
     """Check every ledger entry: links, signatures, subjects. Exit 1 bad, 3 rewritten."""
     from gitcoop.commands.verify import verify as run
 
     if chain:
-        _verify_chain(rpc, confirmations, as_json)
+        _verify_chain(rpc, confirmations, as_json, rpc_timeout)
         return
     with _errors(), _watching_ledger(notes=False):
         report = run(".", full=full)
@@ -479,13 +486,15 @@ def verify(
         _say(f"  signer {info['principal']} ({keyid}, {roles}): {info['entries']} entries")
 
 
-def _verify_chain(rpc: str | None, confirmations: int | None, as_json: bool) -> None:
+def _verify_chain(
+    rpc: str | None, confirmations: int | None, as_json: bool, timeout: float
+) -> None:
     from gitcoop.chain.check import check
 
     with _errors(), _watching_ledger(notes=False):
         if rpc is None:
             raise ConfigError("verify --chain needs --rpc URL", hint="name an Ethereum node")
-        found = check(".", rpc, confirmations)
+        found = check(".", rpc, confirmations, timeout)
     if as_json:
         _dump([vars(a) for a in found])
     else:
@@ -532,6 +541,7 @@ def anchor(
             "three times the first estimate, kept in the journal).",
         ),
     ] = None,
+    rpc_timeout: RpcTimeoutOpt = 10.0,
 ) -> None:
     """Put the ledger head in an Ethereum transaction and record the anchor in the ledger."""
     from gitcoop.chain.anchor import anchor as run
@@ -548,6 +558,7 @@ def anchor(
             dry_run=dry_run,
             wait=wait,
             max_fee_gwei=max_fee_gwei,
+            rpc_timeout=rpc_timeout,
             say=_err,
         )
     if done.state == "already":
@@ -1030,6 +1041,7 @@ def report(
     rpc: Annotated[
         str | None, typer.Option("--rpc", help="Check each anchor against this node.")
     ] = None,
+    rpc_timeout: RpcTimeoutOpt = 10.0,
 ) -> None:
     """A report to look at: leaderboard, score chart, credit, payout, verification."""
     from gitcoop.commands.report import data, write
@@ -1037,7 +1049,12 @@ def report(
     if (html_out is None) == (md_out is None):
         _err("gitcoop: error: give one of --html FILE and --markdown FILE")
         raise typer.Exit(int(ExitCode.USAGE))
-    options: dict[str, Any] = {"round_name": round_name, "version": version, "rpc": rpc}
+    options: dict[str, Any] = {
+        "round_name": round_name,
+        "version": version,
+        "rpc": rpc,
+        "rpc_timeout": rpc_timeout,
+    }
     with _errors(), _watching_ledger(notes=False):
         if md_out is not None and str(md_out) == "-":
             from gitcoop.report import markdown

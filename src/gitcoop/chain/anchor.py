@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gitcoop import _faults, _fs, constants, ledger, records
-from gitcoop.chain.rpc import Finality, Rpc, RpcError
+from gitcoop.chain.rpc import DEFAULT_TIMEOUT, Finality, Rpc, RpcError
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ConfigError, GitcoopError, GitOperationError, VerificationError
 from gitcoop.session import Session, open_session, signer_for
@@ -204,18 +204,20 @@ def anchor(
     dry_run: bool = False,
     wait: float = 120.0,
     max_fee_gwei: float | None = None,
+    rpc_timeout: float = DEFAULT_TIMEOUT,
     say: Say = lambda _: None,
 ) -> Anchored:
     """Anchor the ledger head (the newest entry that is not itself an anchor) on chain
     ``chain_id`` through the node at ``url``, or resume an anchoring the journal holds.
     No transaction is signed with a maxFeePerGas above ``max_fee_gwei`` (default: the
-    journal's cap, three times the first estimate). Raises GitcoopError when a
+    journal's cap, three times the first estimate); each node call waits ``rpc_timeout``
+    seconds for an answer. Raises GitcoopError when a
     transaction is not mined in time, or its replacement would pass the cap."""
     from gitcoop import eth
 
     verify_mod.verify(path)
     s = open_session(path)
-    rpc = Rpc(url)
+    rpc = Rpc(url, timeout=rpc_timeout)
     node = int(rpc.call("eth_chainId"), 16)
     if node != chain_id:
         raise ConfigError(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gitcoop import ledger, records
 from gitcoop.chain.anchor import calldata
-from gitcoop.chain.rpc import Finality, Rpc
+from gitcoop.chain.rpc import DEFAULT_TIMEOUT, Finality, Rpc
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import GitcoopError
 from gitcoop.session import open_session
@@ -26,11 +26,16 @@ class AnchorStatus:
     detail: str
 
 
-def check(path: str | Path, url: str, confirmations: int | None = None) -> list[AnchorStatus]:
+def check(
+    path: str | Path,
+    url: str,
+    confirmations: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> list[AnchorStatus]:
     """Every anchor of the (verified) ledger, checked against the node at ``url``."""
     verify_mod.verify(path)
     s = open_session(path)
-    rpc = Rpc(url)
+    rpc = Rpc(url, timeout=timeout)
     hashes: dict[int, str] = {}
     anchors: list[tuple[int, records.Anchor]] = []
     for rec in ledger.records(s.repo, s.head.commit):

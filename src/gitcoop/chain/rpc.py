@@ -16,6 +16,7 @@ from typing import Any
 from gitcoop.errors import GitOperationError
 
 _RETRIES = 3
+DEFAULT_TIMEOUT = 10.0
 
 
 class RpcError(GitOperationError):
@@ -31,7 +32,11 @@ class Rpc:
     """Calls one node's JSON-RPC endpoint."""
 
     def __init__(
-        self, url: str, *, timeout: float = 10.0, sleep: Callable[[float], None] = time.sleep
+        self,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         import requests
 
@@ -60,8 +65,11 @@ class Rpc:
                 self._sleep(min(5.0, 0.25 * 2**attempt))
             try:
                 r = self._http.post(self.url, json=body, timeout=self._timeout)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                problem = type(exc).__name__
+            except requests.Timeout:
+                problem = f"no answer within {self._timeout:g} s"
+                continue
+            except requests.ConnectionError:
+                problem = "could not connect"
                 continue
             if r.status_code == 429 or r.status_code >= 500:
                 problem = f"HTTP {r.status_code}"
@@ -70,7 +78,8 @@ class Rpc:
         raise GitOperationError(
             f"the Ethereum node at {self.url} did not answer {method} ({problem}, "
             f"{_RETRIES + 1} tries)",
-            hint="check --rpc, or try again later; nothing was changed",
+            hint="check --rpc, or try again later (--rpc-timeout waits longer); "
+            "the ledger was not changed",
         )
 
 

@@ -22,9 +22,11 @@ def data(
     round_name: str | None = None,
     version: int | None = None,
     rpc: str | None = None,
+    rpc_timeout: float = 10.0,
 ) -> dict[str, Any]:
     """Everything the report shows, as the plain data ``gitcoop.report`` renders; with
-    ``rpc``, each anchor is read back from that node."""
+    ``rpc``, each anchor is read back from that node (waiting ``rpc_timeout`` seconds for
+    each answer)."""
     board = leaderboard(path, round_name=round_name, version=version)
     c = board.credit
     ch = c.rules
@@ -56,7 +58,7 @@ def data(
             "entries": 0 if verified.head is None else verified.head.seq + 1,
             "head": None if verified.head is None else verified.head.hash,
             "warnings": [*verified.warnings, *c.notes],
-            "anchors": _anchors(path, rpc),
+            "anchors": _anchors(path, rpc, rpc_timeout),
         },
     }
 
@@ -124,14 +126,14 @@ def _payout(c: CreditReport) -> dict[str, Any] | None:
     }
 
 
-def _anchors(path: str | Path, rpc: str | None) -> list[dict[str, Any]] | None:
+def _anchors(path: str | Path, rpc: str | None, timeout: float) -> list[dict[str, Any]] | None:
     if rpc is None:
         return None  # not checked
     from gitcoop.chain.check import check
 
     return [
         {"seq": a.seq, "entry": a.entry, "tx": a.tx, "status": a.status, "detail": a.detail}
-        for a in check(path, rpc)
+        for a in check(path, rpc, timeout=timeout)
     ]
 
 
