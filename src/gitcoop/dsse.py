@@ -117,7 +117,8 @@ class Envelope(NamedTuple):
     def parse(cls, obj: object) -> Envelope:
         """``from_json`` the general way, for every form it accepts."""
         fields = _require_object(obj, None, _ENVELOPE_FIELDS, _ENVELOPE_FIELDS)
-        payload = _b64decode(_require_str(fields, "payload"), "payload", MAX_PAYLOAD_BYTES)
+        text = _require_str(fields, "payload", decoded_max=MAX_PAYLOAD_BYTES)
+        payload = _b64decode(text, "payload", MAX_PAYLOAD_BYTES)
         payload_type = _require_str(fields, "payloadType", nonempty=True)
         return cls(payload_type, payload, _signatures_from_json(fields["signatures"]))
 
@@ -171,12 +172,21 @@ def _require_object(
 
 
 def _require_str(
-    fields: dict[str, object], name: str, *, label: str | None = None, nonempty: bool = False
+    fields: dict[str, object],
+    name: str,
+    *,
+    label: str | None = None,
+    nonempty: bool = False,
+    decoded_max: int | None = None,
 ) -> str:
+    """The string field ``name``; with ``decoded_max``, base64 text too long to decode to
+    at most that many bytes is refused before anything is copied."""
     label = label or name
     value = fields[name]
     if not isinstance(value, str):
         raise _field_error(label, f"must be a string, not {type(value).__name__}")
+    if decoded_max is not None and len(value) > _encoded_bound(decoded_max):
+        raise _field_error(label, f"decodes to more than {decoded_max} bytes")
     if nonempty and not value:
         raise _field_error(label, "must not be empty")
     try:
@@ -199,7 +209,9 @@ def _signatures_from_json(raw: object) -> tuple[Signature, ...]:
 
 def _signature_from_json(raw: object, field: str) -> Signature:
     fields = _require_object(raw, field, _SIGNATURE_FIELDS, _REQUIRED_SIGNATURE_FIELDS)
-    sig_text = _require_str(fields, "sig", label=f"{field}.sig", nonempty=True)
+    sig_text = _require_str(
+        fields, "sig", label=f"{field}.sig", nonempty=True, decoded_max=_MAX_SIG_BYTES
+    )
     # Non-empty valid base64 always decodes to at least one byte.
     sig = _b64decode(sig_text, f"{field}.sig", _MAX_SIG_BYTES)
     keyid = _require_str(fields, "keyid", label=f"{field}.keyid") if "keyid" in fields else ""
@@ -217,7 +229,7 @@ def _b64decode_padded(text: str, max_bytes: int) -> bytes | None:
     # careful path below. Strict decoding in C refuses other characters and misplaced
     # padding; the length and the unused low bits of the last character before the
     # padding (zero in the one canonical text) are all it leaves to check.
-    if not text.isascii() or len(text) % 4:
+    if len(text) > _encoded_bound(max_bytes) or len(text) % 4 or not text.isascii():
         return None
     try:
         data = binascii.a2b_base64(text, strict_mode=True)
@@ -236,11 +248,16 @@ def _unused_bits(text: str) -> int:
     return 0
 
 
+def _encoded_bound(max_bytes: int) -> int:
+    """The longest base64 text (padded or not) that can decode to ``max_bytes`` bytes."""
+    return (max_bytes * 4 + 2) // 3 + 2
+
+
 def _b64decode(text: str, field: str, max_bytes: int) -> bytes:
     """Decode standard or URL-safe base64, padded or not, refusing every other form."""
-    # A cheap bound before any scanning or allocation (2 for padding); the exact
-    # limit is checked on the decoded bytes below.
-    if len(text) > (max_bytes * 4 + 2) // 3 + 2:
+    # A cheap bound before any scanning or allocation; the exact limit is checked on the
+    # decoded bytes below.
+    if len(text) > _encoded_bound(max_bytes):
         raise _field_error(field, f"decodes to more than {max_bytes} bytes")
     fast = _b64decode_padded(text, max_bytes)
     if fast is not None:
