@@ -46,3 +46,5 @@ def test_idle_hook_imports_nothing_heavy(world: World) -> None:
     assert "gitcoop.commands.hook" in mods
     assert not [m for m in HEAVY if m in mods]
     assert "typer" not in mods  # the hook never loads the CLI framework
+    # nothing to score or publish: neither verification nor sync is loaded
+    assert not {"gitcoop.sync", "gitcoop.commands.verify", "gitcoop.notes"} & mods

@@ -29,6 +29,11 @@ def safe_name(remote: str) -> str:
     return f"{safe}-{hashlib.sha256(remote.encode()).hexdigest()[:12]}"
 
 
+def staging_ref(remote: str) -> str:
+    """The remote's ledger head as this clone last verified it (a remote-tracking ref)."""
+    return f"refs/coop-remote/{safe_name(remote)}/ledger"
+
+
 def prefix(remote: str) -> str:
     """Where the remote's ``refs/coop/*`` land until the sync has verified them."""
     return f"refs/coop-incoming/{safe_name(remote)}/"

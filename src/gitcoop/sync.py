@@ -21,14 +21,10 @@ from gitcoop.commands import verify as verify_mod
 from gitcoop.commands.verify import Position
 from gitcoop.errors import FormatError, GitOperationError, LedgerConflict, SecurityError
 from gitcoop.git import Repo
+from gitcoop.incoming import staging_ref
 from gitcoop.workspace import local_dir
 
 _GUARD = incoming.GUARD
-
-
-def staging_ref(remote: str) -> str:
-    """The remote's ledger head as this clone last verified it (a remote-tracking ref)."""
-    return f"refs/coop-remote/{incoming.safe_name(remote)}/ledger"
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ def commits_to_score(s: Session, remote: str, lines: list[PushLine]) -> list[str
 
 
 def _pending_publish(repo: Repo, remote: str) -> bool:
-    from gitcoop.sync import staging_ref
+    # incoming, not sync: the idle path must not load verification to name a ref
+    from gitcoop.incoming import staging_ref
 
     local = repo.ref(constants.LEDGER_REF)
     return local is not None and local != repo.ref(staging_ref(remote))
