@@ -496,12 +496,6 @@ def test_broken_scoring_worktrees_are_rebuilt(world: World) -> None:
 # --- found by the checks above ----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify skips the subject of an attestation whose commit is not in the clone "
-    "yet, and never comes back to it: once the commit arrives, credit in that clone lacks "
-    "the attestation (until verify --full), while a fresh clone counts it",
-)
 def test_credit_does_not_depend_on_whether_the_ledger_or_the_commits_came_first(
     world: World,
 ) -> None:

@@ -55,12 +55,17 @@ def _push(p: Player, score: str) -> str:
     return commit
 
 
+# A round that ends this long after the test starts: every push meant to be inside it lands
+# before the end even on a loaded 2-core machine running the suite in parallel.
+ROUND_SECONDS = 45
+
+
 def _json(p: Player, *args: str) -> dict:
     return json.loads(p.coop(*args).stdout)
 
 
 def test_a_round_is_credited_closed_paid_and_stays_fixed(world: World, tmp_path: Path) -> None:
-    end = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=25)
+    end = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=ROUND_SECONDS)
     m = world.maintainer(init_args=None)
     _challenge(
         m,
@@ -98,7 +103,9 @@ def test_a_round_is_credited_closed_paid_and_stays_fixed(world: World, tmp_path:
     ]
     assert board["contributors"][1]["commits"] == 2  # her join commit is no entry
 
-    time.sleep(max(0.0, (end - dt.datetime.now(dt.UTC)).total_seconds()) + 1)
+    left = (end - dt.datetime.now(dt.UTC)).total_seconds()
+    assert left > 0, "the pushes outlasted the round: raise ROUND_SECONDS"
+    time.sleep(left + 1)
     m.coop("sync", "origin")
     closed = m.coop("round", "close", "r1").stdout
     assert "closed round r1" in closed
@@ -238,7 +245,7 @@ def test_a_private_split_decides_the_round_and_overfitting_the_public_one_does_n
     data = tmp_path / "private.json"
     data.write_text(json.dumps({"0.5": 0.5, "0.6": 0.58, "0.7": 0.52, "0.62": 0.6}))
     digest = "sha256:" + hashlib.sha256(data.read_bytes()).hexdigest()
-    end = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=20)
+    end = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=ROUND_SECONDS)
     m = world.maintainer(init_args=None)
     (m.repo / "private_eval.py").write_text(PRIVATE_EVAL)
     m.git("add", "private_eval.py")
@@ -269,7 +276,9 @@ def test_a_private_split_decides_the_round_and_overfitting_the_public_one_does_n
                 env=runner.env, check=False)  # fmt: skip
     assert early.returncode == 2 and "stay unmade" in early.stderr
     assert not (tmp_path / "x.json").exists()
-    time.sleep(max(0.0, (end - dt.datetime.now(dt.UTC)).total_seconds()) + 1)
+    left = (end - dt.datetime.now(dt.UTC)).total_seconds()
+    assert left > 0, "the pushes outlasted the round: raise ROUND_SECONDS"
+    time.sleep(left + 1)
     ci_env = {**runner.env, "GITCOOP_EVALUATOR_KEY": secret}
     wrong = tmp_path / "wrong.json"
     wrong.write_text("{}")

@@ -120,3 +120,33 @@ def test_validly_signed_lies_are_caught(scored: Player, monkeypatch) -> None:
         out = scored.coop("verify", check=False)
         assert out.returncode == 1 and "#5" in out.stderr and message in out.stderr
         scored.git("update-ref", "refs/coop/ledger", before)
+
+
+def test_a_lie_about_a_commit_that_arrives_later_is_caught_when_it_arrives(
+    scored: Player, monkeypatch
+) -> None:
+    """An attestation verified while its commit was absent is checked once the commit is
+    here: a wrong tree then fails credit, naming the entry, instead of counting."""
+    from gitcoop import constants, keys, ledger, records
+    from gitcoop.git import open_repo
+
+    monkeypatch.setenv("GITCOOP_HOME", str(scored.home))
+    late = scored.commit_score("0.95")
+    loose = scored.repo / ".git/objects" / late[:2] / late[2:]
+    kept = loose.read_bytes()
+    loose.unlink()  # the commit is not in this clone yet; its tree and blob are
+    repo = open_repo(scored.repo)
+    key = keys.load(scored.home)
+    entry = ledger.read_record(repo, repo.ref("refs/coop/ledger")).entry
+    obj, _ = records.open_envelope(entry.envelope, entry.key, constants.INTOTO_PAYLOAD_TYPE)
+    honest = records.parse_attestation(obj)
+    lie = honest._replace(commit=late, parent=honest.commit, tree="1" * 40)
+    env = records.sign(lie.statement(), constants.INTOTO_PAYLOAD_TYPE, key)
+    ledger.append(repo, "attestation", key.public_openssh, env)
+    out = scored.coop("verify")
+    assert "is not in this repository yet" in out.stderr
+    loose.write_bytes(kept)  # the commit arrives
+    out = scored.coop("credit", "--json", check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "#5" in out.stderr and "has another tree or first parent" in out.stderr
+    assert scored.coop("verify", "--full", check=False).returncode == 1

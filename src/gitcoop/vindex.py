@@ -37,6 +37,9 @@ class Row(NamedTuple):
     challenge: str
     review: bool = False  # a review's score: a reproduction, not a claim of authorship
     split: str = "public"  # "private": an evaluator's score on the held-out split
+    # The subject still to check, for a commit not in the clone when its entry was
+    # verified: "<tree>" (a review), "<tree>:<first parent>" or "<tree>:" (a root commit).
+    pending: str = ""
 
     def line(self) -> str:
         """The row as one JSON line."""
@@ -49,6 +52,11 @@ class Row(NamedTuple):
         )
 
     def _tail(self) -> str:
+        if self.pending:
+            return (
+                f",{'true' if self.review else 'false'},{_quote_again(self.split)},"
+                f"{_quote(self.pending)}"
+            )
         if self.split != "public":
             return f",{'true' if self.review else 'false'},{_quote_again(self.split)}"
         return ",true" if self.review else ""
@@ -162,4 +170,8 @@ def _rows(path: Path) -> Iterator[Row]:
 
 
 def _filled(item: list[object]) -> tuple[object, ...]:
-    return (*item, False, "public") if len(item) == 7 else (*item, "public")
+    return (*item, *_DEFAULTS[len(item) - _FIRST_DEFAULT :])
+
+
+_FIRST_DEFAULT = 7  # seq .. challenge are always written
+_DEFAULTS = tuple(Row._field_defaults[name] for name in Row._fields[_FIRST_DEFAULT:])

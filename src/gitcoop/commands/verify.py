@@ -158,33 +158,71 @@ def _check_subjects(repo: Repo, atts: list[tuple[int, _Proved]], report: Report)
     for (seq, att), found in zip(atts, shapes, strict=True):
         if found is None:
             report.warnings.append(
-                f"entry #{seq}: commit {att.commit[:12]} is not in this repository (not checked)"
+                f"entry #{seq}: commit {att.commit[:12]} is not in this repository yet "
+                "(its subject is checked when it arrives)"
             )
+            report.rows.append(_row(seq, att, pending=_pending(att)))
             continue
         tree, parents = found
         if tree != att.tree:
             raise _fail(seq, f"subject digest mismatch: commit {att.commit[:12]} has another tree")
-        review = type(att) is records.Review
         if isinstance(att, records.Attestation) and att.parent != (parents[0] if parents else None):
             raise _fail(
                 seq,
                 f"names parent {str(att.parent)[:12]}, which is not the first "
                 f"parent of {att.commit[:12]}",
             )
-        s = att.signer
-        report.rows.append(
-            vindex.Row(
-                seq,
-                att.commit,
-                decimal_text(att.score),
-                s.keyid,
-                s.principal,
-                s.name,
-                att.challenge,
-                review,
-                att.split if isinstance(att, records.Attestation) else "public",
-            )
+        report.rows.append(_row(seq, att))
+
+
+def _row(seq: int, att: _Proved, pending: str = "") -> vindex.Row:
+    s = att.signer
+    return vindex.Row(
+        seq,
+        att.commit,
+        decimal_text(att.score),
+        s.keyid,
+        s.principal,
+        s.name,
+        att.challenge,
+        type(att) is records.Review,
+        att.split if isinstance(att, records.Attestation) else "public",
+        pending,
+    )
+
+
+def _pending(att: _Proved) -> str:
+    """The subject of ``att`` still to check, as ``vindex.Row.pending`` keeps it."""
+    if not isinstance(att, records.Attestation):
+        return att.tree
+    return f"{att.tree}:{att.parent or ''}"
+
+
+def _arrived(repo: Repo, row: vindex.Row) -> vindex.Row | None:
+    """A row whose commit was not in the clone when its entry was verified: checked now
+    that it may be (None while it is still absent)."""
+    found = repo.tree_and_parents(row.commit)
+    if found is None:
+        return None
+    tree, parents = found
+    want_tree, colon, want_parent = row.pending.partition(":")
+    if tree != want_tree or (colon and want_parent != (parents[0] if parents else "")):
+        raise VerificationError(
+            f"ledger entry #{row.seq}: subject mismatch: commit {row.commit[:12]}, which "
+            "arrived after the entry was verified, has another tree or first parent",
+            hint="do not trust this entry; run git coop verify --full to see it named",
         )
+    return row._replace(pending="")
+
+
+def _checked(repo: Repo, rows: Iterator[vindex.Row]) -> Iterator[vindex.Row]:
+    for row in rows:
+        if row.pending:
+            arrived = _arrived(repo, row)
+            if arrived is None:
+                continue
+            row = arrived
+        yield row
 
 
 def _check_entry(repo: Repo, rec: ledger.Record, report: Report) -> _Proved | None:
@@ -603,7 +641,9 @@ def verified_rows(repo: Repo, pos: Position) -> Iterator[vindex.Row]:
         raise VerificationError(
             "the verified-attestation index is missing or stale", hint="run: git coop verify --full"
         )
-    return rows
+    # An attestation whose commit came after its entry counts once the commit is here and
+    # is the one it names: credit does not depend on which arrived first.
+    return _checked(repo, rows)
 
 
 def _pin_path(repo: Repo) -> Path:
