@@ -1,7 +1,7 @@
 """Credit and rewards as pure functions, checked by their invariants (hypothesis): random
 mainlines with merges, protected and unscored commits, equal and negative scores, the
 Ladder's step, lineage and round windows; then the rewards rules and the leaderboard's
-rounding. The last section pins, as strict xfails, invariants the code does not keep."""
+rounding. The last section pins the cases where these invariants once broke (decision 0016)."""
 
 from __future__ import annotations
 
@@ -579,7 +579,7 @@ def test_no_step_shows_the_score_as_it_is(score: Decimal) -> None:
     assert rounded(score, Decimal(0)) is score
 
 
-# --- invariants that do not hold (strict xfails: the lead decides) -------------------------
+# --- where the invariants once broke (decision 0016) ---------------------------------------
 
 ADA = Contributor("k-ada", "Ada", "ada@x", 1)
 BOB = Contributor("k-bob", "Bob", "bob@x", 2)
