@@ -137,7 +137,7 @@ def _usual_attestation(payload: bytes) -> Attestation | None:
     them the general way. Raises FormatError for a score out of bounds."""
     if len(payload) > canonical.DEFAULT_MAX_BYTES:
         return None  # the general way refuses it, naming the limit
-    m = _USUAL_STATEMENT.fullmatch(payload.decode("ascii")) if payload.isascii() else None
+    m = _usual_statement().fullmatch(payload.decode("ascii")) if payload.isascii() else None
     env = None if m is None else _usual_environment(m["env"])
     if m is None or env is None:
         return None
@@ -175,24 +175,31 @@ _T = r"[\x20\x21\x23-\x5b\x5d-\x7e]*"
 _DEC = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]*[1-9])?"
 _CANONICAL_DECIMAL = re.compile(_DEC)
 _PAIR = r'"' + _T + r'":"' + _T + r'"'
-_USUAL_STATEMENT = re.compile(
-    r'\{"_type":"' + re.escape(constants.STATEMENT_TYPE) + r'",'
-    r'"predicate":\{"challenge":\{"digest":"(?P<challenge>sha256:[0-9a-f]{64})",'
-    r'"origin":"(?P<origin>[0-9a-f]{64})"\},'
-    r'"delta":(?:null|"(?P<delta>' + _DEC + r')"),"durationMs":(?P<ms>0|[1-9][0-9]{0,14}),'
-    r'"environment":\{(?P<env>(?:' + _PAIR + r"(?:," + _PAIR + r")*)?)\},"
-    r'"metric":\{"direction":"(?P<direction>maximize|minimize)",'
-    r'"name":"(?P<metric>' + _T + r')"\},'
-    r'"parent":(?:null|\{"commit":"(?P<parent>[0-9a-f]{40})",'
-    r'"score":(?:null|"(?P<pscore>' + _DEC + r')")\}),'
-    r'"score":"(?P<score>' + _DEC + r')",'
-    r'"signer":\{"keyid":"(?P<keyid>' + _T + r')","name":"(?P<name>' + _T + r')",'
-    r'"principal":"(?P<principal>' + _T + r')"\},'
-    r'"split":"(?P<split>' + _T + r')","time":"(?P<time>' + _T + r')"\},'
-    r'"predicateType":"' + re.escape(constants.PREDICATE_TYPE) + r'",'
-    r'"subject":\[\{"digest":\{"gitCommit":"(?P<commit>[0-9a-f]{40})",'
-    r'"gitTree":"(?P<tree>[0-9a-f]{40})"\},"name":"' + _T + r'"\}\]\}'
-)
+
+
+@functools.cache
+def _usual_statement() -> re.Pattern[str]:
+    # Compiled on first use (about a millisecond): the idle hook never reads a statement.
+    return re.compile(
+        r'\{"_type":"' + re.escape(constants.STATEMENT_TYPE) + r'",'
+        r'"predicate":\{"challenge":\{"digest":"(?P<challenge>sha256:[0-9a-f]{64})",'
+        r'"origin":"(?P<origin>[0-9a-f]{64})"\},'
+        r'"delta":(?:null|"(?P<delta>' + _DEC + r')"),"durationMs":(?P<ms>0|[1-9][0-9]{0,14}),'
+        r'"environment":\{(?P<env>(?:' + _PAIR + r"(?:," + _PAIR + r")*)?)\},"
+        r'"metric":\{"direction":"(?P<direction>maximize|minimize)",'
+        r'"name":"(?P<metric>' + _T + r')"\},'
+        r'"parent":(?:null|\{"commit":"(?P<parent>[0-9a-f]{40})",'
+        r'"score":(?:null|"(?P<pscore>' + _DEC + r')")\}),'
+        r'"score":"(?P<score>' + _DEC + r')",'
+        r'"signer":\{"keyid":"(?P<keyid>' + _T + r')","name":"(?P<name>' + _T + r')",'
+        r'"principal":"(?P<principal>' + _T + r')"\},'
+        r'"split":"(?P<split>' + _T + r')","time":"(?P<time>' + _T + r')"\},'
+        r'"predicateType":"' + re.escape(constants.PREDICATE_TYPE) + r'",'
+        r'"subject":\[\{"digest":\{"gitCommit":"(?P<commit>[0-9a-f]{40})",'
+        r'"gitTree":"(?P<tree>[0-9a-f]{40})"\},"name":"' + _T + r'"\}\]\}'
+    )
+
+
 _PAIRS = re.compile(r'"(' + _T + r')":"(' + _T + r')"')
 
 
