@@ -80,3 +80,22 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
     if crash.kills:
         terminalreporter.write_line(crash.summary())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, a worker hands its crash tally to the controller."""
+    from testing import crash
+
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["crash"] = {"kills": dict(crash.kills), "locks": dict(crash.locks)}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """The controller adds up the tallies of the workers (pytest-xdist)."""
+    from testing import crash
+
+    got = getattr(node, "workeroutput", {}).get("crash", {})
+    crash.kills.update(got.get("kills", {}))
+    crash.locks.update(got.get("locks", {}))

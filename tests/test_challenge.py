@@ -187,6 +187,35 @@ def test_timeout_is_whole_milliseconds(written: str, millis: int) -> None:
 
 
 @pytest.mark.usefixtures("loader")
+def test_resource_limits_are_off_unless_set_and_recorded_only_when_set() -> None:
+    plain = parse_challenge(MINIMAL)
+    assert (plain.metric.memory_mb, plain.metric.cpu_seconds) == (None, None)
+    assert set(plain.to_json()["metric"]).isdisjoint({"memory_mb", "cpu_seconds"})
+    limited = parse_challenge(with_metric(memory_mb="2_048", cpu_seconds="900"))
+    assert (limited.metric.memory_mb, limited.metric.cpu_seconds) == (2048, 900)
+    doc = limited.to_json()
+    assert (doc["metric"]["memory_mb"], doc["metric"]["cpu_seconds"]) == (2048, 900)
+    for ch in (plain, limited):
+        assert challenge.Challenge.from_json(ch.to_json()) == ch
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("memory_mb", "0", "an integer number of MiB > 0 and <= 1048576, got integer 0"),
+        ("memory_mb", "1048577", "an integer number of MiB > 0 and <= 1048576"),
+        ("cpu_seconds", "-1", "an integer number of seconds > 0 and <= 8640000"),
+        ("cpu_seconds", "1.5", "an integer, got number 1.5"),
+        ("cpu_seconds", '"60"', 'an integer, got "60"'),
+    ],
+)
+def test_resource_limits_must_be_positive_integers(key: str, value: str, expected: str) -> None:
+    assert error_of(with_metric(**{key: value})).startswith(
+        f"{SRC}:6: metric.{key} must be {expected}"
+    )
+
+
+@pytest.mark.usefixtures("loader")
 def test_to_json_is_plain_and_canonical() -> None:
     doc = parse_challenge(FULL).to_json()
     for value in walk(doc):
@@ -297,7 +326,8 @@ def test_render_rejects_bad_values_and_templates() -> None:
         pytest.param(
             with_metric(comand="x"),
             f'{SRC}:6: unknown key "metric.comand" (known: command, name, direction, '
-            'timeout, output_limit, file, key, regex) (did you mean "command"?)',
+            "timeout, output_limit, file, key, regex, memory_mb, cpu_seconds) "
+            '(did you mean "command"?)',
             id="unknown-nested-key",
         ),
         pytest.param(
@@ -676,6 +706,8 @@ def test_is_protected_refuses_paths_outside_the_repository(path: str) -> None:
         "metric.direction",
         "metric.timeout",
         "metric.output_limit",
+        "metric.memory_mb",
+        "metric.cpu_seconds",
         "protect",
         "data",
         "credit.min_delta",

@@ -33,9 +33,9 @@ from typing import NamedTuple
 import pygit2
 import pytest
 from testing import crash
-from testing.world import Player, World, run
+from testing.world import Player, World, add_evaluator, run
 
-from gitcoop import incoming
+from gitcoop import incoming, keys
 from gitcoop.errors import GitOperationError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,8 +87,10 @@ def _area(*areas: str) -> list[str]:
 
 def test_every_fault_point_is_documented_and_in_the_code() -> None:
     assert _documented() == _in_code()
-    assert {p.split(":")[0] for p in POINTS} == {"anchor", "append", "evaluate", "sync", "verify"}
-    anchor_tests = (ROOT / "tests/test_anchor.py").read_text()
+    areas = {"anchor", "append", "ci", "evaluate", "join", "round", "sync", "verify"}
+    assert {p.split(":")[0] for p in POINTS} == areas
+    killers = ("test_anchor.py", "test_anchor_contract.py")
+    anchor_tests = "".join((ROOT / "tests" / name).read_text() for name in killers)
     assert all(f'"{p.split(":")[1]}"' in anchor_tests for p in _area("anchor"))  # killed there
 
 
@@ -233,11 +235,16 @@ class Harness:
     def strike(
         self, p: Player, argv: tuple[str, ...], *, fault: str | None = None,
         after: float | None = None, expect: tuple[str, ...] = (), exact: bool = False,
+        env: dict[str, str] | None = None, signer: str | None = None,
+        kinds: tuple[str, ...] = (),
     ) -> bool:  # fmt: skip
-        """Run ``argv`` as ``p`` and kill it (at ``fault`` or ``after`` seconds), check what
-        the kill left, run it again to the end and check that; ``expect``: the commits the
-        command attests; ``exact``: the command moves each ledger once at most, so the kill
-        leaves it old or new. Returns whether a kill struck."""
+        """Run ``argv`` as ``p`` (with ``env``) and kill it (at ``fault`` or ``after``
+        seconds), check what the kill left, run it again to the end and check that;
+        ``expect``: the commits the command attests (signed by ``signer``, default ``p``'s
+        key); ``kinds``: the other entries it appends, in order; ``exact``: the command
+        moves each ledger once at most, so the kill leaves it old or new. Returns whether a
+        kill struck."""
+        p = Player(p.name, p.email, p.home, p.repo, env) if env else p
         old = _Heads(_head(p.repo), _head(self.world.remote))
         killed = _strike(p, argv, fault, after)
         self._unlock(p, named=fault is not None)
@@ -250,7 +257,7 @@ class Harness:
         if exact:
             assert crashed.local in (old.local, new.local), "neither the old ledger nor the new"
             assert crashed.remote in (old.remote, new.remote), "neither the old nor the new"
-        self._finished(p, argv, old, crashed, new, expect)
+        self._finished(p, argv, old, crashed, new, (expect, signer or self.keys[p.name], kinds))
         if killed:  # and survived
             crash.kills[f"{_name(argv)} at {fault or crash.RANDOM}"] += 1
         return killed
@@ -287,11 +294,11 @@ class Harness:
 
     def _finished(
         self, p: Player, argv: tuple[str, ...], old: _Heads, crashed: _Heads, new: _Heads,
-        expect: tuple[str, ...],
+        expect: tuple[tuple[str, ...], str, tuple[str, ...]],
     ) -> None:  # fmt: skip
         """The ledgers after the run that finished: the killed run's heads lie on the way
         to them, nothing is lost, duplicated or attested twice, and exactly ``expect`` is
-        newly attested (by ``p``)."""
+        new: (the commits attested, by whose key, the kinds of the other entries)."""
         remote = self.world.remote
         assert crashed.local == old.local or _reaches(p.repo, crashed.local, new.local)
         assert _reaches(remote, old.remote, crashed.remote)  # the remote only moves forward
@@ -305,9 +312,11 @@ class Harness:
         assert len(ids) == len(set(ids)) and before <= set(ids)  # nothing lost or doubled
         attested = Counter(a for a in map(_attested, entries) if a)
         assert max(attested.values(), default=1) == 1  # nothing attested twice
-        added = [_attested(e) for e, i in zip(entries, ids, strict=True) if i not in before]
-        assert sorted(a[:2] for a in added if a) == sorted((c, self.keys[p.name]) for c in expect)
-        assert all(added)  # and nothing else
+        commits, signer, kinds = expect
+        fresh = [e for e, i in zip(entries, ids, strict=True) if i not in before]
+        added = [_attested(e) for e in fresh]
+        assert sorted(a[:2] for a in added if a) == sorted((c, signer) for c in commits)
+        assert [e["kind"] for e, a in zip(fresh, added, strict=True) if not a] == list(kinds)
 
     def converge(self) -> None:
         """Sync until every clone holds the remote's ledger."""
@@ -394,6 +403,104 @@ def test_a_kill_at_each_sync_and_verify_point(world: World) -> None:
     assert h.strike(ada, ("git", "coop", "verify"), fault="verify:before-pin", exact=True)
     h.converge()
     h.caches_rebuild(_remote_main(world))
+
+
+PRIVATE_EVAL = (
+    "import json, os\n"
+    "assert os.path.exists(os.environ['COOP_PRIVATE_DATA'])\n"
+    "print(json.dumps({'accuracy': 0.5}))\n"
+)
+
+
+def _private_rounds(m: Player, data: Path, rounds: int) -> None:
+    """Start a challenge decided on a private split (scored from ``data``), with
+    ``rounds`` rounds that have all ended, and publish it."""
+    import hashlib
+
+    (m.repo / "private_eval.py").write_text(PRIVATE_EVAL)
+    digest = "sha256:" + hashlib.sha256(data.read_bytes()).hexdigest()
+    listed = "".join(
+        f"  - {{name: r{i}, start: 2026-01-{i:02d}T00:00:00Z, end: 2026-01-{i:02d}T12:00:00Z}}\n"
+        for i in range(1, rounds + 1)
+    )
+    (m.repo / ".coop").mkdir()
+    (m.repo / ".coop/challenge.yaml").write_text(
+        "version: 1\nname: toy\nmetric:\n  command: python evaluate.py\n  name: accuracy\n"
+        "  direction: maximize\nprotect: [evaluate.py, private_eval.py]\n"
+        f"private:\n  command: python private_eval.py\n  digest: '{digest}'\n"
+        f"rounds:\n{listed}"
+    )
+    m.git("add", ".")
+    m.git("commit", "-qm", "a challenge decided on a private split")
+    m.coop("init")
+    m.git("push", "-q", "origin", "main")
+
+
+def test_a_kill_at_each_join_round_and_ci_point(world: World, tmp_path: Path) -> None:
+    """``git coop join`` (the contributor's commit), ``join --accept``, ``round close``
+    (with the private split scored first) and ``ci sign``, each killed at its own points
+    (and, under GITCOOP_SOAK, at the append and verify points they pass too)."""
+    data = tmp_path / "private.json"
+    data.write_text("{}")  # every model scores 0.5 on the held-out split
+    m = world.maintainer(init_args=None)
+    own = ("join", "round", "ci")
+    # Under SOAK also the points of the steps they share with other commands.
+    appends = ["append:before-ref", "append:after-ref"] if SOAK else []
+    verifies = ["verify:before-pin"] if SOAK else []
+    accept_points = [p for p in _area("join") if p != "join:after-write"] + appends + verifies
+    signs = ["evaluate:after-sign"] if SOAK else []  # each private score, each result
+    close_points = _area("round") + appends + verifies + signs
+    sign_points = _area("ci") + appends + signs
+    _private_rounds(m, data, len(close_points) * PASSES + 1)
+    ci = {**m.env, "GITCOOP_EVALUATOR_KEY": add_evaluator(m), "GITCOOP_PRIVATE_DATA": str(data)}
+    evaluator = keys.from_secret(ci["GITCOOP_EVALUATOR_KEY"].encode(), "secret").public_openssh
+    bob = world.contributor("bob", "Bob", "bob@example.org", join=False)
+    bob.coop("key", "generate")
+    h = Harness(world, [m, bob], random.Random(37))
+    assert {p.split(":")[0] for p in _area(*own)} == set(own)
+
+    bob.coop("verify")  # takes the ledger: the kill is in join, not in the first use
+    for _ in range(PASSES):
+        before = bob.head()
+        assert h.strike(bob, ("git", "coop", "join"), fault="join:after-write", exact=True)
+        assert bob.git("rev-parse", "HEAD~").stdout.strip() == before  # committed, once
+        assert bob.git("status", "--porcelain").stdout == ""
+        bob.git("reset", "-q", "--hard", before)  # for the next pass
+    bob.coop("join")
+    bob.git("push", "-q", "origin", "HEAD:main")
+    m.git("pull", "-q", "--ff-only", "origin", "main")
+
+    accept = ("git", "coop", "join", "--accept")
+    for n, point in enumerate(accept_points * PASSES):
+        if n:  # another line to accept
+            signers = m.repo / ".coop/allowed_signers"
+            line = keys.signers_line(f"k{n}@example.org", _new_key(), "gitcoop")
+            signers.write_text(signers.read_text() + line + "\n")
+            m.git("commit", "-qam", f"key {n}")
+        assert h.strike(m, accept, fault=point, exact=True, kinds=("trust-update",)), point
+    m.git("push", "-q", "origin", "main")
+
+    close = ("git", "coop", "round", "close", "--evaluator")
+    run(m.repo, *close[:4], "r1", close[4], env=ci)  # the history so far scored privately
+    for n, point in enumerate(close_points * PASSES, start=2):
+        c = m.commit_score(f"0.{n + 60}")  # unscored on the private split until a close
+        m.git("push", "-q", "origin", "main")
+        argv = (*close[:4], f"r{n}", close[4])
+        assert h.strike(m, argv, fault=point, env=ci, signer=evaluator, expect=(c,),
+                        kinds=("round-close",)), point  # fmt: skip
+
+    for n, point in enumerate(sign_points * PASSES):
+        commits = [m.commit_score(f"0.{n + 80}{i}") for i in range(2)]
+        results = tmp_path / f"results-{n}.json"
+        m.coop("ci", "score", "--out", str(results), *commits)
+        argv = ("git", "coop", "ci", "sign", "--no-push", str(results))
+        assert h.strike(m, argv, fault=point, env=ci, signer=evaluator, expect=(*commits,)), point
+
+
+def _new_key() -> str:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return keys.public_openssh(Ed25519PrivateKey.generate().public_key())
 
 
 # --- random kills -----------------------------------------------------------------------

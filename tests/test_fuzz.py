@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gitcoop import canonical, challenge, constants, dsse, ledger, metric, records
+from gitcoop import canonical, challenge, constants, decimals, dsse, ledger, metric, records
 from gitcoop.errors import (
     ConfigError,
     FormatError,
@@ -719,7 +719,7 @@ def canonical_decimal_ok(text: object) -> bool:
 DECIMAL_TEXT = st.one_of(
     st.sampled_from(["0", "1", "-1", "0.5", "1" * 40, "-" + "9" * 40, "0." + "0" * 38 + "1"]),
     st.builds(
-        lambda i, places: metric.decimal_text(Decimal(i).scaleb(-places)),
+        lambda i, places: decimals.decimal_text(Decimal(i).scaleb(-places)),
         st.integers(-(10**30), 10**30),
         st.integers(0, 9),
     ),
@@ -1740,7 +1740,7 @@ def test_a_printed_number_is_read_exactly_or_refused(value: Decimal, data: st.Da
     got = check(lambda: metric.parse_metric_output(bare, "score"), expect)
     if not isinstance(got, GitcoopError):  # one representation per value
         assert isinstance(got, Decimal)
-        assert got.as_tuple() == Decimal(metric.decimal_text(value)).as_tuple()
+        assert got.as_tuple() == Decimal(decimals.decimal_text(value)).as_tuple()
     name = data.draw(st.text(min_size=1, max_size=8))
     others = data.draw(st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
     others.pop(name, None)
@@ -1795,7 +1795,7 @@ def score_ok(got: object) -> None:
         assert isinstance(got, MetricError)
     else:
         assert isinstance(got, Decimal) and in_bounds(got)
-        assert got.as_tuple() == Decimal(metric.decimal_text(got)).as_tuple()
+        assert got.as_tuple() == Decimal(decimals.decimal_text(got)).as_tuple()
 
 
 @fuzz(400)
@@ -1809,7 +1809,7 @@ def test_arbitrary_output_is_a_score_or_a_metric_error(stdout: bytes, name: str)
     score_ok(outcome(lambda: metric.parse_metric_output(stdout, name)))
     detected = outcome(lambda: metric.detect_metric_name(stdout))
     assert isinstance(detected, str | MetricError)
-    parsed = outcome(lambda: metric.parse_decimal(stdout.decode("utf-8", "replace")))
+    parsed = outcome(lambda: decimals.parse_decimal(stdout.decode("utf-8", "replace")))
     assert isinstance(parsed, Decimal | FormatError)
 
 

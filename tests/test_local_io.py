@@ -28,7 +28,7 @@ def test_atomic_write_fsyncs_the_directory_only_when_durable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool
 ) -> None:
     synced: list[Path] = []
-    monkeypatch.setattr(_fs, "fsync_dir", synced.append)
+    monkeypatch.setattr(_fs, "fsync_dir", lambda path, **_: synced.append(path))
     target = tmp_path / "sub" / "entry.json"
     _fs.atomic_write(target, b"old")
     _fs.atomic_write(target, b"new", durable=durable)

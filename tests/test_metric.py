@@ -11,17 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from gitcoop.decimals import decimal_text, parse_decimal
 from gitcoop.errors import ConfigError, FormatError, MetricError
-from gitcoop.metric import (
-    DEFAULT_OUTPUT_LIMIT,
-    MetricResult,
-    MetricSpec,
-    decimal_text,
-    parse_decimal,
-    parse_metric_output,
-    run_metric,
-    scrubbed_env,
-)
+from gitcoop.metric import DEFAULT_OUTPUT_LIMIT, MetricResult, MetricSpec, parse_metric_output
+from gitcoop.sandbox import run_metric, scrubbed_env
 
 
 def _script(tmp_path: Path, body: str, name: str = "metric.py") -> tuple[str, ...]:

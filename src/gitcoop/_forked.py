@@ -54,7 +54,8 @@ class Pool(Generic[T]):
         return number
 
     def result(self, number: int) -> T:
-        """The result of job ``number`` (waiting for it); raises WorkerFailed."""
+        """The result of job ``number`` (waiting for it); raises WorkerFailed, or the
+        GitcoopError the job raised."""
         if number not in self._status:
             self._reap(number)
         status, path = self._status.pop(number), self._file(number)
@@ -64,6 +65,8 @@ class Pool(Generic[T]):
             ok, value = pickle.loads(path.read_bytes())  # noqa: S301 - written by our child
         finally:
             path.unlink(missing_ok=True)
+        if not ok and isinstance(value, GitcoopError):
+            raise value
         if not ok:
             raise WorkerFailed(f"a worker process failed: {value}")
         return value  # type: ignore[no-any-return]
@@ -99,6 +102,8 @@ class Pool(Generic[T]):
         try:
             try:
                 data = pickle.dumps((True, job()))
+            except GitcoopError as exc:  # raised again in the parent, as it was meant
+                data = pickle.dumps((False, exc))
             except BaseException as exc:  # reported to the parent as text, never raised here
                 data = pickle.dumps((False, f"{type(exc).__name__}: {exc}"))
             path.write_bytes(data)

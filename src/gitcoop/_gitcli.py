@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from gitcoop.errors import GitOperationError
+from gitcoop.errors import GitOperationError, disk_hint
 
 
 def _clean_env(extra: Mapping[str, str] | None) -> dict[str, str]:
@@ -57,15 +56,18 @@ class Running:
         args: tuple[str, ...],
         env: Mapping[str, str] | None,
         *,
-        stdin: int = subprocess.DEVNULL,
+        feed: bool = False,
     ) -> None:
+        # Imported here: the idle pre-push hook loads this module and never runs git.
+        import subprocess
+
         self._args = args
         try:
             self._proc = subprocess.Popen(
                 ["git", *args],
                 cwd=cwd,
                 env=_clean_env(env),
-                stdin=stdin,
+                stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
@@ -95,6 +97,8 @@ class Running:
             last = (
                 said or [ln.strip() for ln in detail] or [f"exit status {self._proc.returncode}"]
             )[-1]
+            # A full or failing disk: git quotes strerror, and the fix is the disk's.
+            hint = hint or disk_hint(err.decode("utf-8", errors="replace"))
             raise GitOperationError(f"git {_subcommand(self._args)} failed: {last}", hint=hint)
         return out.decode("utf-8", errors="replace").rstrip("\n")
 
@@ -181,6 +185,8 @@ def fetch_refs(
 
 def run_hook(path: Path, argv: list[str], stdin: bytes) -> int:
     """Run a kept foreign hook with git's arguments and input; return its exit status."""
+    import subprocess
+
     return subprocess.run([str(path), *argv], input=stdin, check=False).returncode
 
 
@@ -196,7 +202,7 @@ def feed(
 
     Raises GitOperationError like ``git``, also when git exits before reading everything.
     """
-    with Running(cwd, args, env, stdin=subprocess.PIPE) as running:
+    with Running(cwd, args, env, feed=True) as running:
         pipe = running._proc.stdin
         assert pipe is not None
         try:

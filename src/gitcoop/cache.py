@@ -12,9 +12,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from gitcoop import _fs, constants, ledger
+from gitcoop.decimals import decimal_text, parse_decimal
 from gitcoop.errors import FormatError, GitcoopError
 from gitcoop.git import Repo
-from gitcoop.metric import decimal_text, parse_decimal
 
 
 class ScoreCache:

@@ -54,6 +54,8 @@ _MAX_TIMEOUT: Final = Decimal(86400)
 _DEFAULT_OUTPUT_LIMIT: Final = 16 * 1024 * 1024
 # The output is held in memory; 1 GiB also stays far below canonical JSON's 2**53 integer cap.
 _MAX_OUTPUT_LIMIT: Final = 1024 * 1024 * 1024
+_MAX_MEMORY_MB: Final = 1024 * 1024  # 1 TiB
+_MAX_CPU_SECONDS: Final = 100 * 86400  # CPU time adds up over threads: it may exceed the timeout
 _MAX_NUMBER_TEXT: Final = 64  # characters; keeps Decimal exponents and canonical strings small
 _YAML_TAG: Final = "tag:yaml.org,2002:"
 _REQUIRED: Final = object()
@@ -87,11 +89,17 @@ class MetricConfig:
     file: str | None = None  # the score is read from this file the command writes
     key: str | None = None  # at this dotted path (default: name)
     regex: str | None = None  # or from the one group of this pattern's last match
+    memory_mb: int | None = None  # per process, in MiB (None: no limit)
+    cpu_seconds: int | None = None  # per process (None: no limit)
 
     def source(self) -> dict[str, str | None]:
         """Where the score is read when not from the last line: ``file`` and ``key``, or
         ``regex`` (all None: the last line)."""
         return {"file": self.file, "key": self.key, "regex": self.regex}
+
+    def limits(self) -> dict[str, int | None]:
+        """The resource limits of each metric process (None: no limit)."""
+        return {"memory_mb": self.memory_mb, "cpu_seconds": self.cpu_seconds}
 
     @property
     def timeout_ms(self) -> int:
@@ -195,6 +203,8 @@ class Challenge:
                 "timeout_ms": metric.timeout_ms,
                 "output_limit": metric.output_limit,
                 **{k: v for k, v in metric.source().items() if v is not None},
+                # Left out when unset, so the digest of a challenge without them is unchanged.
+                **{k: v for k, v in metric.limits().items() if v is not None},
             },
             "protect": list(self.protect),
             "data": dict(self.data),
@@ -242,6 +252,8 @@ class Challenge:
             m.get("file"),
             m.get("key"),
             m.get("regex"),
+            None if m.get("memory_mb") is None else int(m["memory_mb"]),
+            None if m.get("cpu_seconds") is None else int(m["cpu_seconds"]),
         )
         challenge = cls(
             int(obj["version"]),
@@ -743,6 +755,16 @@ def _output_limit(node: _Node, path: str) -> int:
     return limit
 
 
+def _resource_limit(unit: str, most: int) -> _Converter:
+    def convert(node: _Node, path: str) -> int:
+        value = _integer(node, path)
+        if not 0 < value <= most:
+            raise _wrong(node, path, f"an integer number of {unit} > 0 and <= {most}")
+        return value
+
+    return convert
+
+
 def _min_delta(node: _Node, path: str) -> Decimal:
     delta = _decimal(node, path, strings=True)
     if delta < 0:
@@ -1010,6 +1032,8 @@ _METRIC_FIELDS: Final = {
     "file": _Field(_metric_file, None),
     "key": _Field(_metric_key, None),
     "regex": _Field(_metric_regex, None),
+    "memory_mb": _Field(_resource_limit("MiB", _MAX_MEMORY_MB), None),
+    "cpu_seconds": _Field(_resource_limit("seconds", _MAX_CPU_SECONDS), None),
 }
 _CREDIT_FIELDS: Final = {
     "min_delta": _Field(_min_delta, Decimal(0)),

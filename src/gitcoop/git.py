@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -12,7 +13,16 @@ from typing import cast
 
 import pygit2
 
-from gitcoop.errors import ConfigError, GitOperationError, LedgerConflict, NotARepository
+from gitcoop import _faults
+from gitcoop.errors import (
+    ConfigError,
+    GitcoopError,
+    GitOperationError,
+    LedgerConflict,
+    NotARepository,
+    disk_error_code,
+    write_failed,
+)
 
 ZERO = "0" * 40
 
@@ -28,6 +38,7 @@ _BLOB = pygit2.enums.FileMode.BLOB
 _EXEC = pygit2.enums.FileMode.BLOB_EXECUTABLE
 _TREE_TYPE = int(pygit2.enums.ObjectType.TREE)
 _BLOB_TYPE = int(pygit2.enums.ObjectType.BLOB)
+_NOTHING_MOVED = "no ref moved"
 
 
 @dataclass(frozen=True)
@@ -221,7 +232,8 @@ class Repo:
 
     def write_blob(self, data: bytes) -> str:
         """Store bytes as a blob and return its id."""
-        return str(self._repo.create_blob(data))
+        with self._writing_objects():
+            return str(self._repo.create_blob(data))
 
     def write_tree(self, files: Iterable[FileEntry]) -> str:
         """Build a (nested) tree from file entries and return its id."""
@@ -229,7 +241,8 @@ class Repo:
         for f in files:
             mode = _EXEC if f.executable else _BLOB
             index.add(pygit2.IndexEntry(f.path, pygit2.Oid(hex=f.blob), mode))
-        return str(index.write_tree(self._repo))
+        with self._writing_objects():
+            return str(index.write_tree(self._repo))
 
     def write_flat_tree(self, entries: dict[str, tuple[str, bool]]) -> str:
         """Build a one-level tree of ``name -> (id, is_tree)`` and return its id."""
@@ -237,15 +250,32 @@ class Repo:
         for name, (oid, is_tree) in sorted(entries.items()):
             mode = pygit2.enums.FileMode.TREE if is_tree else _BLOB
             builder.insert(name, pygit2.Oid(hex=oid), mode)
-        return str(builder.write())
+        with self._writing_objects():
+            return str(builder.write())
 
     def write_commit(self, tree: str, parents: list[str], message: str) -> str:
         """Create a commit object without moving any ref; return its id."""
         sig = pygit2.Signature("gitcoop", "gitcoop@localhost")
-        oid = self._repo.create_commit(
-            None, sig, sig, message, pygit2.Oid(hex=tree), [pygit2.Oid(hex=p) for p in parents]
-        )
+        parent_ids = [pygit2.Oid(hex=p) for p in parents]
+        with self._writing_objects():
+            oid = self._repo.create_commit(
+                None, sig, sig, message, pygit2.Oid(hex=tree), parent_ids
+            )
         return str(oid)
+
+    @contextlib.contextmanager
+    def _writing_objects(self) -> Iterator[None]:
+        """Turn a failed object write into LocalIOError (a disk error) or GitOperationError.
+        An object written before the failure is unreachable: harmless, and git's gc drops
+        it."""
+        try:
+            _faults.io("object", "objects")
+            yield
+        except (pygit2.GitError, OSError) as exc:
+            where = self.common_dir / "objects"
+            if disk_error_code(exc) is None:
+                raise GitOperationError(f"could not write a git object in {where}: {exc}") from exc
+            raise write_failed(exc, f"a git object in {where}", after=_NOTHING_MOVED) from exc
 
     def ref(self, name: str) -> str | None:
         """Return the commit a ref points to, or None when it does not exist."""
@@ -254,13 +284,21 @@ class Repo:
 
     def set_ref(self, name: str, target: str, message: str) -> None:
         """Point ``name`` at ``target``, whatever it held (local bookkeeping refs only)."""
-        self._repo.create_reference_direct(name, pygit2.Oid(hex=target), True, message=message)
+        try:
+            _faults.io("ref", name)
+            self._repo.create_reference_direct(name, pygit2.Oid(hex=target), True, message=message)
+        except (pygit2.GitError, OSError) as exc:
+            raise self._ref_failed(name, exc) from exc
 
     def delete_refs(self, prefix: str) -> None:
         """Delete every ref whose name starts with ``prefix``."""
         for name in self._repo.listall_references():
             if name.startswith(prefix):
-                self._repo.references.delete(name)
+                try:
+                    _faults.io("ref", name)
+                    self._repo.references.delete(name)
+                except (pygit2.GitError, OSError) as exc:
+                    raise self._ref_failed(name, exc) from exc
 
     def refs_with_prefix(self, prefix: str) -> list[str]:
         """Return the targets of every direct ref whose name starts with ``prefix``."""
@@ -279,6 +317,7 @@ class Repo:
         """
         target = pygit2.Oid(hex=new)
         try:
+            _faults.io("ref", name)
             if old is None:
                 self._repo.create_reference_direct(name, target, False, message=message)
                 return
@@ -289,7 +328,10 @@ class Repo:
         except pygit2.AlreadyExistsError:
             raise LedgerConflict(f"{name} was created while writing") from None
         except (pygit2.GitError, OSError) as exc:
-            # libgit2 reports a held lock file as OSError ("failed to lock file").
+            # libgit2 reports a held lock file as OSError ("failed to lock file"), which a
+            # retry may get past; a disk error is no race, and retrying only hides it.
+            if disk_error_code(exc) is not None:
+                raise self._ref_failed(name, exc) from exc
             lock = self.common_dir / f"{name}.lock"
             raise LedgerConflict(
                 f"{name} could not be updated: {exc}",
@@ -297,6 +339,11 @@ class Repo:
                 if lock.exists()
                 else "try again",
             ) from None
+
+    def _ref_failed(self, name: str, exc: Exception) -> GitcoopError:
+        if disk_error_code(exc) is None:
+            return GitOperationError(f"could not update {name}: {exc}")
+        return write_failed(exc, f"{name} in {self.common_dir}", after=f"{name} did not move")
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Whether ``ancestor`` is reachable from ``descendant`` (or equal to it)."""

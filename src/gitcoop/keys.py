@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import functools
 import hashlib
 import os
@@ -13,8 +15,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from gitcoop import _fs, constants
-from gitcoop.errors import GitcoopError, KeyFileError, VerificationError
+from gitcoop import _faults, _fs, constants
+from gitcoop.errors import GitcoopError, KeyFileError, VerificationError, write_failed
 
 KEY_NAME = "id_ed25519"
 AGENT_NAME = KEY_NAME + ".agent"  # the public key of a key that ssh-agent holds
@@ -299,12 +301,60 @@ class WireFields:
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    """Create ``path`` holding ``data``, whole or not at all: written to a temp file and
+    linked into place (never over another process's key), so no failure or crash leaves a
+    torn key that later runs would refuse to replace. Raises FileExistsError when ``path``
+    exists, LocalIOError when the disk fails (nothing is left behind)."""
+    import tempfile
+
     try:
-        os.write(fd, data)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise write_failed(exc, path, after="no key file was made") from exc
+    try:
+        _write_all(fd, path, data, mode)
+        _faults.io("rename", path)
+        try:
+            os.link(tmp, path)
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
+            _write_exclusive(path, data, mode)  # a file system without hard links
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise write_failed(exc, path, after="no key file was made") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+_NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EMLINK})
+
+
+def _write_all(fd: int, path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``fd`` (a new file for ``path``), fsync it and close it."""
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:  # a short write (a file size limit) is no error to os.write
+            _faults.io("write", path)
+            view = view[os.write(fd, view) :]
+        _faults.io("fsync", path)
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_exclusive(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        _write_all(fd, path, data, mode)
+    except BaseException:
+        path.unlink(missing_ok=True)  # created just now, so ours: never a torn key
+        raise
 
 
 def _key_dir(home: Path) -> Path:
@@ -323,12 +373,11 @@ def _key_dir(home: Path) -> Path:
 
 
 def _store(keydir: Path, name: str, data: bytes, mode: int, public: str, comment: str) -> Path:
+    # The .pub first: the key file is what says a key exists, so it comes last.
+    _fs.atomic_write(keydir / (KEY_NAME + ".pub"), f"{public} {comment}\n".encode(), 0o644)
     path = keydir / name
     _write_new(path, data, mode)
-    pub = keydir / (KEY_NAME + ".pub")
-    pub.unlink(missing_ok=True)
-    _write_new(pub, f"{public} {comment}\n".encode(), 0o644)
-    _fs.fsync_dir(keydir)
+    _fs.fsync_dir(keydir, wrote=path)
     return path
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import random
 import re
 import time
 from collections.abc import Iterator
@@ -363,6 +362,8 @@ def append(
         try:
             repo.cas_ref(constants.LEDGER_REF, commit, current.commit, f"coop: {kind}")
         except LedgerConflict:
+            import random  # only on a lost race: the idle pre-push hook never loads it
+
             time.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))  # noqa: S311 - jitter
             continue
         _faults.hit("append", "after-ref")  # the new head, nothing derived from it yet

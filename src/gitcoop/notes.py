@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitcoop import _fs, _gitcli, constants, ledger, records
+from gitcoop.decimals import decimal_text
 from gitcoop.errors import FormatError, GitcoopError, GitOperationError
 from gitcoop.git import Repo
-from gitcoop.metric import decimal_text
 
 STATE_FILE = "notes.json"
 _LOCK_FILE = "notes.lock"

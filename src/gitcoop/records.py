@@ -13,9 +13,9 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from gitcoop import canonical, constants, dsse
+from gitcoop.decimals import decimal_text
 from gitcoop.errors import FormatError
 from gitcoop.keys import SigningKey, public_with_fingerprint
-from gitcoop.metric import decimal_text
 
 _SHA1 = re.compile(r"[0-9a-f]{40}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")

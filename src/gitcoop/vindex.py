@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from gitcoop import _fs
+from gitcoop import _faults, _fs
+from gitcoop.errors import LocalIOError, write_failed
 
 FILE = "attestations.jsonl"
 _TRAILER = "#"
@@ -111,41 +112,104 @@ def truncate(path: Path, seq: int, entry_hash: str, *, sealed: tuple[int, str]) 
 
 class Writer:
     """Writes rows for a verification in progress: a fresh file, or an append to one that
-    ends where the verification starts."""
+    ends where the verification starts.
+
+    When a write fails (LocalIOError) or the verification stops, the file is put back as
+    it was: a fresh one dropped, an append cut back to where it started and sealed again
+    (should even that fail, it is left unsealed, which the next verify rebuilds).
+    """
 
     def __init__(self, path: Path, *, append: bool) -> None:
         self._path = path
         self._append = append
         self._target = path if append else path.with_name(path.name + ".tmp")
-        self._fh = self._target.open("a" if append else "w", encoding="utf-8")
+        self._sealed: tuple[int, bytes] | None = None  # an append's start, its old trailer
+        self._done = False
+        try:
+            _faults.io("write", self._target)
+            self._fh = self._target.open("a" if append else "w", encoding="utf-8")
+        except OSError as exc:
+            raise write_failed(exc, self._path, after=_fs.KEPT) from exc
         if append:
-            self._drop_trailer()
+            try:
+                self._drop_trailer()
+            except OSError as exc:
+                raise self._failed(exc) from exc
 
     def _drop_trailer(self) -> None:
         last = _last_line(self._path)
-        if last is not None:
-            self._fh.truncate(self._path.stat().st_size - len(last.encode("utf-8")))
+        old = b"" if last is None else last.encode("utf-8")
+        cut = self._path.stat().st_size - len(old)
+        self._sealed = (cut, old)  # enough to put the file back byte for byte
+        self._fh.truncate(cut)
 
     def write(self, lines: str) -> None:
         """Add rows (``Row.line`` texts, in ledger order)."""
-        self._fh.write(lines)
+        try:
+            _faults.io("write", self._target)
+            self._fh.write(lines)
+        except OSError as exc:
+            raise self._failed(exc) from exc
 
     def finish(self, seq: int, entry_hash: str) -> None:
         """Seal the file as covering the ledger up to ``seq``."""
-        self._fh.write(_trailer(seq, entry_hash))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        try:
+            _faults.io("write", self._target)
+            self._fh.write(_trailer(seq, entry_hash))
+            self._fh.flush()
+            _faults.io("fsync", self._target)
+            os.fsync(self._fh.fileno())  # once: a retried fsync proves nothing (fsyncgate)
+            self._fh.close()
+            if not self._append:
+                _faults.io("rename", self._path)
+                os.replace(self._target, self._path)
+        except OSError as exc:
+            raise self._failed(exc) from exc
+        self._done = True
         if not self._append:
-            os.replace(self._target, self._path)
-            _fs.fsync_dir(self._path.parent)
+            _fs.fsync_dir(self._path.parent, wrote=self._path)
 
-    def abort(self) -> None:
-        """Give up: a fresh file is dropped; an appended one is left unsealed (rebuilt later)."""
-        self._fh.close()
+    def abort(self) -> bool:
+        """Give up: put the file back as it was; return whether it is (False: an append
+        left unsealed, rebuilt later)."""
+        if self._done:
+            return True
+        self._done = True
+        with contextlib.suppress(OSError):  # rows not flushed yet are dropped anyway
+            self._fh.close()
         if not self._append:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 self._target.unlink()
+            return True
+        return self._sealed is None or _reseal(self._path, *self._sealed)
+
+    def undo(self) -> None:
+        """After ``finish``, when what was to follow failed (the pin): cut an append back to
+        where it started, where the pin still is. A fresh file stays; it did not match the
+        pin anyway, and the next verify rebuilds it."""
+        if self._append and self._sealed is not None:
+            _reseal(self._path, *self._sealed)
+
+    def _failed(self, exc: OSError) -> LocalIOError:
+        kept = self.abort()
+        return write_failed(exc, self._path, after=_fs.KEPT if kept else _UNSEALED)
+
+
+_UNSEALED = "it is left unsealed, and the next verify rebuilds it"
+
+
+def _reseal(path: Path, cut: int, trailer: bytes) -> bool:
+    """Cut an append back to where it started and put its old trailer back."""
+    try:
+        with path.open("r+b") as fh:
+            fh.truncate(cut)
+            fh.seek(cut)
+            fh.write(trailer)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError:
+        return False
+    return True
 
 
 def read(path: Path, seq: int, entry_hash: str) -> Iterator[Row] | None:

@@ -10,7 +10,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +51,12 @@ def worktree(repo: Repo) -> Iterator[Path]:
     raise MetricError(f"all {_MAX_WORKTREES} scoring worktrees are busy", hint="try again")
 
 
+def metric_home(path: Path) -> Path:
+    """The home directory of metrics run in the worktree at ``path``: beside it, never in
+    it (it would count as untracked files there), and held by the same lock."""
+    return path.with_name(path.name + ".home")
+
+
 def prepare(
     repo: Repo, path: Path, commit: str, pinned: Pinned, files: list[FileEntry] | None = None
 ) -> None:
@@ -70,6 +75,8 @@ def prepare(
             _gitcli.worktree_clean(path)
     except GitOperationError:
         # Missing, or half-made by a run that was killed: build it afresh.
+        import shutil
+
         shutil.rmtree(path, ignore_errors=True)
         _gitcli.worktree_add(source, path, commit)
         if _untracked(path, tracked):

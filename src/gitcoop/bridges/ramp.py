@@ -23,7 +23,7 @@ from gitcoop.bridges import Proposal, Request, branch_of
 from gitcoop.challenge import render_template
 from gitcoop.errors import ConfigError
 from gitcoop.git import open_repo
-from gitcoop.metric import scrubbed_env
+from gitcoop.sandbox import scrubbed_env
 
 PROBLEM = "problem.py"
 SUBMISSIONS = "submissions"

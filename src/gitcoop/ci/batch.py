@@ -15,12 +15,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from gitcoop import _fs, _gitcli, cache, keys, private, records, trust
+from gitcoop import _faults, _fs, _gitcli, cache, keys, private, records, trust
 from gitcoop.challenge import Challenge
 from gitcoop.commands import verify as verify_mod
 from gitcoop.commands.evaluate import Scored, Scorer, attest, environment
-from gitcoop.errors import ConfigError, FormatError, GitcoopError
-from gitcoop.metric import decimal_text
+from gitcoop.decimals import decimal_text
+from gitcoop.errors import ConfigError, FormatError, write_failed
 from gitcoop.session import Session, identity
 
 FORMAT = "gitcoop-ci-results/1"
@@ -190,6 +190,7 @@ def sign(s: Session, files: list[Path], key: keys.SigningKey) -> Signed:
         )
         if results:
             _sign_split(s, key, signer, split, results, done)
+    _faults.hit("ci", "after-sign")  # all appended; ci sign --push publishes next
     return done
 
 
@@ -227,6 +228,7 @@ def _sign_split(
         parent = score_of(parents[0]) if parents else None
         got = Scored(records.score_of(r.score), r.duration_ms, cached=False)
         last = attest(s, key, signer, r.commit, got, parent, last, split=split)
+        _faults.hit("ci", "after-append")  # one result in the ledger, the next unsigned
         known[r.commit] = records.score_of(r.score)
         done.attested.append(r.commit)
 
@@ -292,4 +294,4 @@ def append(path: Path | None, text: str) -> None:
         with path.open("a", encoding="utf-8") as fh:
             fh.write(text)
     except OSError as exc:
-        raise GitcoopError(f"cannot write {path}: {exc.strerror}") from None
+        raise write_failed(exc, path) from exc

@@ -22,8 +22,8 @@ from gitcoop.ci.batch import append, object_id, plan, write_outputs
 from gitcoop.commands.credit import CreditReport, credit
 from gitcoop.commands.evaluate import Scorer
 from gitcoop.commands.leaderboard import rounded
+from gitcoop.decimals import decimal_text
 from gitcoop.errors import ConfigError, MetricError
-from gitcoop.metric import decimal_text
 from gitcoop.render import inert_markdown
 from gitcoop.session import Session, open_session
 

@@ -25,9 +25,9 @@ from gitcoop import (
 )
 from gitcoop.challenge import ASSURANCE_LEVELS, Challenge, Round
 from gitcoop.commands import verify as verify_mod
+from gitcoop.decimals import decimal_text
 from gitcoop.errors import ConfigError, GitcoopError
 from gitcoop.git import Repo
-from gitcoop.metric import decimal_text
 from gitcoop.session import Session, open_session
 
 

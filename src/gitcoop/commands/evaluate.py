@@ -13,13 +13,15 @@ from decimal import Decimal
 from pathlib import Path
 
 from gitcoop import __version__, _faults, cache, constants, ledger, records
+from gitcoop.decimals import decimal_text
 from gitcoop.errors import GitcoopError, MetricError
 from gitcoop.git import Repo, open_repo
 from gitcoop.keys import SigningKey
-from gitcoop.metric import MetricSpec, decimal_text, run_metric
+from gitcoop.metric import MetricSpec
 from gitcoop.pinned import Pinned, effective_digest
+from gitcoop.sandbox import run_metric
 from gitcoop.session import Session
-from gitcoop.workspace import prepare, worktree
+from gitcoop.workspace import metric_home, prepare, worktree
 
 Report = Callable[[str], None]
 # on_progress(done, total, commit): called as ``commit`` starts scoring and again as it
@@ -104,9 +106,18 @@ class Scorer:
                 self._path = self._held.enter_context(worktree(repo))
             prepare(repo, self._path, commit, pin, files)
             result = run_metric(
-                MetricSpec(m.command, m.name, m.timeout, m.output_limit, **m.source()),
+                MetricSpec(
+                    m.command,
+                    m.name,
+                    m.timeout,
+                    m.output_limit,
+                    **m.source(),
+                    memory_mb=m.memory_mb,
+                    cpu_seconds=m.cpu_seconds,
+                ),
                 self._path,
                 extra_env={"COOP_COMMIT": commit, **self._extra_env},
+                home=metric_home(self._path),
             )
         except GitcoopError as exc:
             return Scored(None, 0, cached=False, error=str(exc))

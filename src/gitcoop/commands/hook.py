@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitcoop import cache, constants, hooks, ledger
-from gitcoop.errors import ExitCode, GitcoopError
+from gitcoop.errors import ExitCode, GitcoopError, os_failure
 from gitcoop.git import ZERO, Repo, open_repo
 from gitcoop.session import Session, open_session, signer_for
 
@@ -36,6 +35,8 @@ def _run_legacy(git_dir: Path, argv: list[str], stdin: bytes) -> int:
     legacy = hooks.legacy_hook(git_dir)
     if legacy is None:
         return 0
+    import subprocess  # here: the idle hook (no foreign hook kept) starts no process
+
     env = {**os.environ, constants.HOOK_GUARD_ENV: ""}
     return subprocess.run([str(legacy), *argv], input=stdin, env=env, check=False).returncode
 
@@ -157,6 +158,8 @@ def _is_remote_tip(sha: str) -> bool:
 
 
 def _git(*args: str) -> str:
+    import subprocess
+
     out = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
     return out.stdout.strip()
 
@@ -188,11 +191,22 @@ def main(argv: list[str]) -> int:
     def report(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    return _reported(lambda: pre_push(argv[1], argv[2], stdin, report), report)
+
+
+def _reported(hook: Callable[[], int], report: Report) -> int:
+    """Run ``hook``; a failure is one line through ``report`` and the exit code git sees."""
     try:
-        return pre_push(argv[1], argv[2], stdin, report)
+        return hook()
     except GitcoopError as exc:
         report(f"gitcoop: {exc}")
         return int(exc.exit_code)
+    except OSError as exc:  # one no write site named: the disk's reason, not "internal"
+        if os.environ.get("GITCOOP_DEBUG"):
+            raise
+        failure = os_failure(exc)
+        report(f"gitcoop: {failure}")
+        return int(failure.exit_code)
     except Exception as exc:
         if os.environ.get("GITCOOP_DEBUG"):
             raise

@@ -105,8 +105,12 @@ def _write_challenge(
     coop = root / constants.COOP_DIR
     coop.mkdir(exist_ok=True)
     written = [root / constants.CHALLENGE_FILE, root / constants.SIGNERS_FILE]
-    written[0].write_text(text, encoding="utf-8")
-    written[1].write_text(_signers_text(email, key), encoding="utf-8")
+    try:
+        _fs.atomic_write(written[0], text.encode("utf-8"))
+        _fs.atomic_write(written[1], _signers_text(email, key).encode("utf-8"))
+    except OSError:
+        _undo(root, written)  # not half a challenge: init refuses to start from one
+        raise
     return written
 
 
@@ -160,7 +164,7 @@ def _create(repo: Repo, root: Path, opts: InitOptions, *, adopt: bool = False) -
             [] if (root / constants.SIGNERS_FILE).exists() else [root / constants.SIGNERS_FILE]
         )
         for path in written:
-            path.write_text(_signers_text(signer.principal, key), encoding="utf-8")
+            _fs.atomic_write(path, _signers_text(signer.principal, key).encode("utf-8"))
     else:
         written = _write_challenge(root, repo, opts, signer.principal, key)
     try:
@@ -197,7 +201,7 @@ def _join(repo: Repo, root: Path, opts: InitOptions) -> InitResult:
     # A clone of an existing challenge: take the ledger from a remote and set up this clone;
     # with no ledger anywhere, the committed challenge file starts a new one.
     if fetch_first(repo) is None:
-        if (root / constants.SIGNERS_FILE).exists():
+        if (root / constants.SIGNERS_FILE).exists() and not _started_here(root):
             raise ConfigError(
                 "this challenge's ledger was not found on any remote",
                 hint="ask its maintainer to publish it: git push origin refs/coop/ledger",
@@ -207,6 +211,22 @@ def _join(repo: Repo, root: Path, opts: InitOptions) -> InitResult:
     hook = hooks.install(root) if opts.hooks and not hooks.installed(root) else None
     session = open_session(root)
     return InitResult("joined", session.pinned.challenge.name, key_created=created, hook=hook)
+
+
+def _started_here(root: Path) -> bool:
+    """Whether the trust list names the user's own key as a maintainer: then this is the
+    clone where ``init`` committed the challenge and stopped before the ledger's first
+    entry (a full disk, a crash), and running it again starts the ledger."""
+    try:
+        public = keys.load(keys.gitcoop_home()).public_openssh.split()
+    except GitcoopError:
+        return False
+    for line in _trust_lines(root):
+        fields = line.split()
+        at = [i for i in range(len(fields)) if fields[i : i + 2] == public]
+        if at and "gitcoop-maintainer" in " ".join(fields[: at[0]]):
+            return True
+    return False
 
 
 def init(path: str | Path, opts: InitOptions) -> InitResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitcoop import _fs, _gitcli, constants, keys, ledger, records, trust
+from gitcoop import _faults, _fs, _gitcli, constants, keys, ledger, records, trust
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ConfigError, GitcoopError
 from gitcoop.git import Repo
@@ -65,16 +65,25 @@ def join(path: str | Path = ".", eth: EthProof | None = None) -> Joined:
         line += f" eth={address} eth-sig={signature}"
     target = root / constants.SIGNERS_FILE
     text = (_fs.read_or_none(target) or b"").decode("utf-8", errors="replace")
-    kept = [ln for ln in text.splitlines() if not _names(ln, key.public_openssh)]
-    if line in text.splitlines() or (eth is None and len(kept) < len(text.splitlines())):
-        return Joined(line, None)
     if _gitcli.git(root, "status", "--porcelain", "--", constants.SIGNERS_FILE):
-        raise ConfigError(
-            f"{constants.SIGNERS_FILE} has changes of your own",
-            hint="commit or discard them first, then run git coop join again",
-        )
-    # A new proof replaces the key's line; anything else in the file stays as it was.
-    _fs.atomic_write(target, "".join(f"{ln}\n" for ln in [*kept, line]).encode())
+        # Only what is committed counts. A file holding exactly this join's change is a
+        # run cut short between writing and committing it: finish that.
+        committed = s.repo.blob_at(s.repo.head_commit(), constants.SIGNERS_FILE) or b""
+        text, wanted = committed.decode("utf-8", errors="replace"), text
+        new = _with_key(text, key.public_openssh, line, eth)
+        if new is None:
+            return Joined(line, None)
+        if new != wanted:
+            raise ConfigError(
+                f"{constants.SIGNERS_FILE} has changes of your own",
+                hint="commit or discard them first, then run git coop join again",
+            )
+    else:
+        new = _with_key(text, key.public_openssh, line, eth)
+        if new is None:
+            return Joined(line, None)
+        _fs.atomic_write(target, new.encode())
+        _faults.hit("join", "after-write")  # the file changed, not committed
     try:
         _gitcli.commit_paths(root, [constants.SIGNERS_FILE], f"coop: join {signer.principal}")
     except GitcoopError:
@@ -83,6 +92,17 @@ def join(path: str | Path = ".", eth: EthProof | None = None) -> Joined:
         _fs.atomic_write(target, text.encode())
         raise
     return Joined(line, _gitcli.git(root, "rev-parse", "HEAD"))
+
+
+def _with_key(text: str, public: str, line: str, eth: EthProof | None) -> str | None:
+    """The trust list ``text`` with ``line`` for the key ``public``, or None when it names
+    the key already (with that very line, when there is a proof to add). A new proof
+    replaces the key's line; anything else in the file stays as it was."""
+    lines = text.splitlines()
+    kept = [ln for ln in lines if not _names(ln, public)]
+    if line in lines or (eth is None and len(kept) < len(lines)):
+        return None
+    return "".join(f"{ln}\n" for ln in [*kept, line])
 
 
 def _names(raw: str, public: str) -> bool:
@@ -197,6 +217,7 @@ def accept(path: str | Path = ".", rev: str | None = None) -> Accepted:
     )
     event = records.Event("trust-update", body, signer, records.now())
     envelope = records.sign(event.payload(), constants.EVENT_PAYLOAD_TYPE, key)
+    _faults.hit("join", "after-sign")  # signed, seen by nobody: lost, signed again
     appended = ledger.append(s.repo, "trust-update", key.public_openssh, envelope, after=head)
     return Accepted(source, added, removed, changed, appended.entry.seq)
 

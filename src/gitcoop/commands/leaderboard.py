@@ -16,8 +16,8 @@ from typing import Any
 
 from gitcoop.commands import verify as verify_mod
 from gitcoop.commands.credit import CreditReport, credit
+from gitcoop.decimals import decimal_text
 from gitcoop.git import open_repo
-from gitcoop.metric import decimal_text
 from gitcoop.scoring import PROTECTED
 
 

@@ -12,8 +12,8 @@ from gitcoop.commands import verify as verify_mod
 from gitcoop.commands.credit import CreditReport
 from gitcoop.commands.leaderboard import leaderboard
 from gitcoop.commands.payout import split
+from gitcoop.decimals import decimal_text
 from gitcoop.errors import GitcoopError
-from gitcoop.metric import decimal_text
 
 
 def data(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitcoop import constants, ledger, private, records, rounds, trust
+from gitcoop import _faults, constants, ledger, private, records, rounds, trust
 from gitcoop.commands import verify as verify_mod
 from gitcoop.commands.credit import CreditReport, credit, result_digest
 from gitcoop.errors import ConfigError, LedgerConflict
@@ -67,6 +67,7 @@ def close(
     revealed = 0
     if ch.private is not None:
         revealed = _reveal(s, verified, key, signer, tip, private_data)
+        _faults.hit("round", "after-reveal")  # private scores appended, no round-close yet
         s = open_session(path)
     head = s.head
     report = credit(path, round_name=name, rev=tip)
@@ -79,6 +80,7 @@ def close(
     body = records.round_close_body(head.entry.challenge, head.origin, name, tip, result)
     event = records.Event("round-close", body, signer, now)
     envelope = records.sign(event.payload(), constants.EVENT_PAYLOAD_TYPE, key)
+    _faults.hit("round", "after-sign")  # the result fixed and signed, not appended
     appended = ledger.append(s.repo, "round-close", key.public_openssh, envelope, after=head)
     return Closed(name, appended.entry.seq, tip, result, report, revealed)
 

@@ -31,9 +31,16 @@ from gitcoop import (
     versions,
     vindex,
 )
-from gitcoop.errors import ConfigError, FormatError, GitcoopError, SecurityError, VerificationError
+from gitcoop.decimals import decimal_text
+from gitcoop.errors import (
+    ConfigError,
+    FormatError,
+    GitcoopError,
+    SecurityError,
+    VerificationError,
+    write_failed,
+)
 from gitcoop.git import Repo, open_repo
-from gitcoop.metric import decimal_text
 from gitcoop.notes import line_of
 from gitcoop.workspace import local_dir
 
@@ -450,7 +457,10 @@ def _sequential(
 def _worker(args: tuple[str, ledger.Segment, int, str, bool]) -> _Chunk:
     path, segment, first_seq, rows_file, notes = args
     run = _check_run(open_repo(path), segment, first_seq, notes)
-    Path(rows_file).write_text(_lines(run.report.rows), encoding="utf-8")
+    try:
+        Path(rows_file).write_text(_lines(run.report.rows), encoding="utf-8")
+    except OSError as exc:
+        raise write_failed(exc, rows_file) from exc
     run.report.rows = []
     return run
 
@@ -610,7 +620,12 @@ def seal(repo: Repo, writer: vindex.Writer, pos: Position, report: Report) -> No
     not name, which the next verify rebuilds."""
     writer.finish(pos.seq, pos.hash)
     _faults.hit("verify", "before-pin")
-    write_pin(repo, pos, Rules(report.trust, report.versions, report.closes))
+    try:
+        write_pin(repo, pos, Rules(report.trust, report.versions, report.closes))
+    except OSError:
+        if read_pin(repo) != pos:  # (a failed directory fsync comes after the rename)
+            writer.undo()  # the index back where the pin still is: no full rebuild next time
+        raise
 
 
 class Rules(NamedTuple):
@@ -703,7 +718,10 @@ def write_pin(repo: Repo, pos: Position, rules: Rules) -> None:
 
 def clear_pin(repo: Repo) -> None:
     """Forget the verified position: the next verify checks the whole ledger."""
-    _pin_path(repo).unlink(missing_ok=True)
+    try:
+        _pin_path(repo).unlink(missing_ok=True)
+    except OSError as exc:
+        raise write_failed(exc, _pin_path(repo), after=_fs.KEPT) from exc
     _fs.fsync_dir(_pin_path(repo).parent)
 
 
