@@ -1,6 +1,6 @@
 """A JSON-RPC proxy in front of a real node that injects the faults a real node will not
-produce on demand: HTTP errors, malformed answers, error objects, rewritten results, and
-answers that come too late."""
+produce on demand: HTTP errors, malformed answers, error objects, rewritten results,
+answers that come too late, and standing rules such as a node's eth_getLogs range limit."""
 
 from __future__ import annotations
 
@@ -27,6 +27,10 @@ class Proxy:
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     url: str = ""
+    # Asked on every call before the queued faults: a fault to play (a node's standing
+    # limit, say), or None.
+    rule: Callable[[str, list[Any]], Fault | None] | None = None
+    params: list[tuple[str, list[Any]]] = field(default_factory=list)
 
     def forward(self, raw: bytes) -> dict[str, Any]:
         request = urllib.request.Request(self.upstream, raw, {"Content-Type": "application/json"})
@@ -37,8 +41,11 @@ class Proxy:
         body = json.loads(raw)
         method = body["method"]
         self.calls.append(method)
-        queued = self.faults.get(method) or []
-        fault = queued.pop(0) if queued else ("pass",)
+        self.params.append((method, list(body.get("params") or [])))
+        fault = self.rule(method, self.params[-1][1]) if self.rule else None
+        if fault is None:
+            queued = self.faults.get(method) or []
+            fault = queued.pop(0) if queued else ("pass",)
         kind = fault[0]
         if kind == "forward-then-stall":
             got = self.forward(raw)

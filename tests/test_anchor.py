@@ -304,7 +304,8 @@ def test_a_version_1_journal_is_resumed_and_a_newer_one_refused(world: World, an
     out = _anchor(m, anvil)
     assert "resuming the anchoring" in out.stderr and "anchored entry #1" in out.stdout
     j = _journal(m)
-    assert j["version"] == 2 and j["txs"] == [sent] and j["tx"] == sent["tx"]
+    assert j["version"] == 3 and j["txs"] == [sent] and j["tx"] == sent["tx"]
+    assert j["to"] == j["sender"]  # a version 1 journal was always a send to self
     tx = anvil.call("eth_getTransactionByHash", sent["tx"])  # fees and gas read back from raw
     fields = [int(tx[k], 16) for k in ("maxFeePerGas", "maxPriorityFeePerGas", "gas")]
     assert fields == [sent["max_fee"], sent["tip"], j["gas"]] and j["cap"] == 3 * sent["max_fee"]

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from gitcoop.cli import app, challenge_app, ci_app, hook_app, key_app, round_app, server_app
+from gitcoop.cli import (
+    anchor_contract_app,
+    app,
+    challenge_app,
+    ci_app,
+    hook_app,
+    key_app,
+    round_app,
+    server_app,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,6 +30,7 @@ def _commands() -> list[str]:
     names += [f"challenge {c.name}" for c in challenge_app.registered_commands]
     names += [f"ci {c.name}" for c in ci_app.registered_commands]
     names += [f"round {c.name}" for c in round_app.registered_commands]
+    names += [f"anchor-contract {c.name}" for c in anchor_contract_app.registered_commands]
     return names
 
 

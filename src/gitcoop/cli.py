@@ -9,13 +9,17 @@ import sys
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperOption
 
 from gitcoop import __version__
 from gitcoop.constants import DEFAULT_REMOTE
-from gitcoop.errors import ConfigError, ExitCode, GitcoopError
+from gitcoop.errors import ConfigError, ExitCode, GitcoopError, os_failure, write_failed
+
+if TYPE_CHECKING:
+    from gitcoop.chain.check import Survey
 
 app = typer.Typer(
     name="git coop",
@@ -26,7 +30,26 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-key_app = typer.Typer(help="Show or create your signing key.", no_args_is_help=True)
+
+
+def _flags_without_type() -> None:
+    # typer 0.29.0 renders an option's type with TyperOption.display_type_rich and lost
+    # 0.28's filter of boolean types, so every flag read `--json <bool>` in --help. A flag
+    # takes no value: show none. Older and newer typers without the method are left alone.
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None:
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    setattr(TyperOption, "display_type_rich", display_type_rich)  # noqa: B010
+
+
+_flags_without_type()
+key_app = typer.Typer(
+    help="Your signing key: show, generate, export or import it.", no_args_is_help=True
+)
 hook_app = typer.Typer(help="Install or remove the pre-push hook.", no_args_is_help=True)
 app.add_typer(key_app, name="key")
 app.add_typer(hook_app, name="hook")
@@ -39,10 +62,16 @@ challenge_app = typer.Typer(
     help="Change the challenge as a new signed version (maintainers).", no_args_is_help=True
 )
 app.add_typer(challenge_app, name="challenge")
-round_app = typer.Typer(help="Fix a round's result (maintainers).", no_args_is_help=True)
+round_app = typer.Typer(
+    help="Fix a round's result (maintainers and evaluators).", no_args_is_help=True
+)
 app.add_typer(round_app, name="round")
 ci_app = typer.Typer(help="Run gitcoop as a continuous-integration step.", no_args_is_help=True)
 app.add_typer(ci_app, name="ci")
+anchor_contract_app = typer.Typer(
+    help="The anchor contract, whose events list every anchor of a ledger.", no_args_is_help=True
+)
+app.add_typer(anchor_contract_app, name="anchor-contract")
 
 
 class Direction(StrEnum):
@@ -108,6 +137,12 @@ def _errors() -> Iterator[None]:
     except KeyboardInterrupt:
         _err("gitcoop: interrupted")
         raise typer.Exit(130) from None
+    except OSError as exc:  # one no write site named: the disk's reason, not a traceback
+        if os.environ.get("GITCOOP_DEBUG"):
+            raise
+        failure = os_failure(exc)
+        _err(f"gitcoop: error: {failure.message} (fix: {failure.hint})")
+        raise typer.Exit(int(failure.exit_code)) from None
     except Exception as exc:
         if os.environ.get("GITCOOP_DEBUG"):
             raise
@@ -461,7 +496,9 @@ def verify(
     ] = None,
     rpc_timeout: RpcTimeoutOpt = 10.0,
 ) -> None:
-    """Check every ledger entry: links, signatures, subjects. Exit 1 bad, 3 rewritten."""
+    """Check every ledger entry: links, signatures, subjects.
+
+    Exit 1 when an entry is bad, 3 when verified history was rewritten."""
     from gitcoop.commands.verify import verify as run
 
     if chain:
@@ -542,6 +579,15 @@ def anchor(
         ),
     ] = None,
     rpc_timeout: RpcTimeoutOpt = 10.0,
+    contract: Annotated[
+        str | None,
+        typer.Option(
+            "--contract",
+            metavar="ADDRESS",
+            help="Send to this anchor contract (it emits an event) instead of to the account "
+            "itself; the same calldata.",
+        ),
+    ] = None,
 ) -> None:
     """Put the ledger head in an Ethereum transaction and record the anchor in the ledger."""
     from gitcoop.chain.anchor import anchor as run
@@ -559,6 +605,7 @@ def anchor(
             wait=wait,
             max_fee_gwei=max_fee_gwei,
             rpc_timeout=rpc_timeout,
+            contract=contract,
             say=_err,
         )
     if done.state == "already":
@@ -575,6 +622,116 @@ def anchor(
             f"anchored entry #{done.seq} in block {done.block_number} (tx {done.tx}); "
             f"recorded as ledger entry #{done.entry}: publish it with git coop sync"
         )
+
+
+@app.command()
+def anchors(
+    rpc: Annotated[str, typer.Option("--rpc", help="The Ethereum node (JSON-RPC URL).")],
+    contract: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--contract",
+            metavar="ADDRESS",
+            help="An anchor contract to list (besides those this ledger's anchors went to).",
+        ),
+    ] = None,
+    from_block: Annotated[
+        int | None,
+        typer.Option(
+            "--from-block", min=0, help="List from this block (default: the contract's first)."
+        ),
+    ] = None,
+    rpc_timeout: RpcTimeoutOpt = 10.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """List every anchor of this ledger on the anchor contracts; a fork is exit 3."""
+    from gitcoop.chain.check import survey
+
+    with _errors(), _watching_ledger(notes=False):
+        found = survey(".", rpc, contract or (), rpc_timeout, from_block)
+    if as_json:
+        _dump(
+            {
+                "contracts": found.listed,
+                "skipped": found.skipped,
+                "events": [vars(e) for e in found.events],
+            }
+        )
+    else:
+        _anchors_text(found)
+    if any(e.status == "fork" for e in found.events):
+        raise typer.Exit(int(ExitCode.SECURITY))
+
+
+def _anchors_text(found: Survey) -> None:
+    for why in found.skipped.values():
+        _err(f"gitcoop: warning: not listed: {why}")
+    for address, start in found.listed.items():
+        mine = [e for e in found.events if e.contract == address.lower()]
+        _say(f"contract {address}, from block {start}: {len(mine)} anchors of this ledger")
+        for e in mine:
+            _say(f"  {e.status.upper() if e.status == 'fork' else e.status}: {e.detail}")
+    for e in found.events:
+        if e.status == "ahead":
+            _err(f"gitcoop: warning: an anchor names entry #{e.seq}, beyond this ledger: fetch")
+        elif e.status == "foreign":
+            _err(
+                f"gitcoop: warning: {e.sender} anchored another entry #{e.seq} (an account "
+                "this ledger never anchored with; anyone can call the contract)"
+            )
+    forks = sum(e.status == "fork" for e in found.events)
+    if forks:
+        _err(
+            f"gitcoop: error: the account that anchors this ledger anchored {forks} other "
+            f"histor{'y' if forks == 1 else 'ies'} of it: this ledger was rewritten, or that "
+            "one (FORK above, both hashes)"
+        )
+
+
+@anchor_contract_app.command("deploy")
+def anchor_contract_deploy(
+    rpc: Annotated[str, typer.Option("--rpc", help="The Ethereum node (JSON-RPC URL).")],
+    chain_id: Annotated[
+        int, typer.Option("--chain-id", min=1, help="The chain to deploy on (checked first).")
+    ],
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file", help="The sending account's key (hex, 0600; or GITCOOP_ETH_KEY)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build and sign the transaction; send nothing.")
+    ] = False,
+    wait: Annotated[float, typer.Option(min=1, help="Seconds to wait for the receipt.")] = 120,
+    rpc_timeout: RpcTimeoutOpt = 10.0,
+) -> None:
+    """Deploy the anchor contract (contracts/CoopAnchor.sol as built) and print its address."""
+    from gitcoop.chain.deploy import deploy
+    from gitcoop.commands.join import eth_secret
+
+    with _errors():
+        secret = eth_secret(key_file, os.environ.get("GITCOOP_ETH_KEY"))
+        done = deploy(
+            ".",
+            rpc,
+            secret,
+            chain_id=chain_id,
+            wait=wait,
+            dry_run=dry_run,
+            rpc_timeout=rpc_timeout,
+            say=_err,
+        )
+    if done.state == "prepared":
+        _say(f"dry run: would send {done.tx} deploying the anchor contract")
+        return
+    if done.state == "already":
+        _err("gitcoop: deployed already (the journal says so, and the code is there)")
+    _say(f"{done.address}")
+    _err(
+        f"gitcoop: the anchor contract is at {done.address} (block {done.block_number}, tx "
+        f"{done.tx}): anchor with git coop anchor --contract {done.address}"
+    )
 
 
 RoundOpt = Annotated[
@@ -639,8 +796,10 @@ def join(
         typer.Option("--print-message", help="Print the text to sign for --eth-address."),
     ] = False,
 ) -> None:
-    """Name your key in the challenge's trust list, as a commit to push or propose;
-    optionally with an Ethereum address you prove you hold."""
+    """Name your key in the challenge's trust list.
+
+    The change is a commit to push or to propose, optionally with an Ethereum address you
+    prove you hold."""
     from gitcoop.commands.join import EthProof, message_for
     from gitcoop.commands.join import join as run
 
@@ -676,8 +835,9 @@ def review(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Reproduce someone else's score and append a signed review: exit 0 reproduced,
-    1 not reproduced (the review is appended either way)."""
+    """Reproduce someone else's score and append a signed review.
+
+    Exit 0 when reproduced, 1 when not (the review is appended either way)."""
     from gitcoop.commands.review import review as run
 
     with _errors(), _watching_ledger(notes=False):
@@ -726,8 +886,10 @@ def challenge_update(
 
 @ci_app.command("github")
 def ci_github() -> None:
-    """In a GitHub Actions job: on a pull request, score it against its merge base, write
-    the job summary and the outputs score and delta, and keep one report comment."""
+    """Score a pull request in a GitHub Actions job.
+
+    The pull request is scored against its merge base; the step writes the job summary
+    and the outputs score and delta, and keeps one report comment."""
     from gitcoop.ci.github import run
 
     with _errors(), _watching_ledger(notes=False):
@@ -742,8 +904,10 @@ def ci_plan(
         int, typer.Option("--shards", min=1, max=256, help="Most shards to cut the work into.")
     ] = 4,
 ) -> None:
-    """List the challenge branch's commits no evaluator has scored, cut into shards: a
-    GitHub Actions matrix (also written to GITHUB_OUTPUT as matrix and count)."""
+    """List the commits no evaluator has scored, cut into shards.
+
+    The shards are a GitHub Actions matrix, also written to GITHUB_OUTPUT as matrix and
+    count."""
     from gitcoop.ci.batch import matrix, plan, write_outputs
     from gitcoop.session import open_session
 
@@ -768,8 +932,9 @@ def ci_score(
         typer.Option("--round", help="With --split private: the round that has ended."),
     ] = None,
 ) -> None:
-    """Score commits with the pinned evaluator, signing nothing, into a results file for
-    git coop ci sign."""
+    """Score commits with the pinned evaluator into a results file, signing nothing.
+
+    The file is for git coop ci sign."""
     from gitcoop.ci.batch import score
     from gitcoop.session import open_session
 
@@ -795,8 +960,10 @@ def ci_sign(
     ] = True,
     remote: Annotated[str, typer.Option(help="Where to publish.")] = DEFAULT_REMOTE,
 ) -> None:
-    """Check scored results against the repository and sign them with the evaluator's key
-    (the GITCOOP_EVALUATOR_KEY secret); never runs the metric."""
+    """Check scored results against the repository and sign them.
+
+    The key is the evaluator's (the GITCOOP_EVALUATOR_KEY secret); the metric never runs
+    here."""
     from gitcoop.ci.batch import load_key, sign
     from gitcoop.session import open_session
 
@@ -927,8 +1094,9 @@ def key_import(
         typer.Option("--from-git", help="The key git signs your commits with (user.signingKey)."),
     ] = False,
 ) -> None:
-    """Sign with an Ed25519 key you already have (one protected by a passphrase signs
-    through ssh-agent)."""
+    """Sign with an Ed25519 key you already have.
+
+    A key protected by a passphrase signs through ssh-agent."""
     from gitcoop.commands.key import import_key
 
     with _errors():
@@ -1078,8 +1246,9 @@ def round_close(
         ),
     ] = False,
 ) -> None:
-    """Fix the round's result with a signed round-close entry (after the round's end); a
-    private split is scored first (evaluators)."""
+    """Fix the round's result with a signed round-close entry, after the round's end.
+
+    With a private split, an evaluator scores it first."""
     from gitcoop.commands.round_close import close
 
     with _errors(), _watching_ledger(notes=False):
@@ -1097,13 +1266,88 @@ def round_close(
     )
 
 
+def command_tree() -> Any:
+    """Return the click command tree of ``git coop``: the man pages and the tests walk it."""
+    return typer.main.get_command(app)
+
+
+class Shell(StrEnum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+@app.command()
+def completion(
+    shell: Annotated[Shell, typer.Argument(help="The shell: bash, zsh or fish.")],
+) -> None:
+    """Print the shell completion script for bash, zsh or fish.
+
+    Loaded in the shell, TAB completes git coop's commands, options and choices."""
+    from gitcoop.completion import script
+
+    sys.stdout.write(script(shell.value))
+
+
+def _run(complete_var: str) -> int:
+    """Run the app, a bad command line rendered as the one error line every other error
+    is; returns the exit code."""
+    try:
+        code = app(prog_name="git coop", complete_var=complete_var, standalone_mode=False)
+    except typer.Abort:
+        _err("gitcoop: aborted")
+        return int(ExitCode.CHECK_FAILED)
+    except Exception as exc:
+        # Typer's usage errors (vendored click's UsageError: an unknown option, a bad value,
+        # an extra argument) are no public type: they are the exceptions with exit code 2
+        # and a message. Without arguments a group raises one after printing its help.
+        if getattr(exc, "exit_code", None) != ExitCode.USAGE or not hasattr(exc, "format_message"):
+            raise
+        if type(exc).__name__ != "NoArgsIsHelpError":
+            ctx = getattr(exc, "ctx", None)
+            fix = f" (fix: see {ctx.command_path} -h)" if ctx is not None else ""
+            _err(f"gitcoop: error: {' '.join(exc.format_message().split())}{fix}")
+        return int(ExitCode.USAGE)
+    return code if isinstance(code, int) else 0
+
+
 def main() -> int:
     """Run the CLI; returns the exit code."""
+    from gitcoop.completion import COMPLETE_VAR
+
+    if os.environ.get(COMPLETE_VAR):
+        # A completion request from the scripts of `git coop completion`. With
+        # add_completion=False typer registers no shells, so do it here, only then: the
+        # classes live in a private module and cost an import on every other run.
+        from typer._completion_classes import completion_init
+
+        completion_init()
     try:
-        app(prog_name="git coop")
+        code = _run(COMPLETE_VAR)
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except OSError as exc:  # every other one was caught: the output could not be written
+        return _output_failed(exc)
+    try:
+        sys.stdout.flush()  # now, while a failure can still be told
+    except OSError as exc:
+        return _output_failed(exc)
+    return code
+
+
+def _output_failed(exc: OSError) -> int:
+    """Say (unless the reader just went away) that the standard output could not be
+    written, as a redirection to a full disk fails; return the exit code."""
+    import errno
+
+    with contextlib.suppress(OSError):  # else the interpreter's last flush fails again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if exc.errno != errno.EPIPE:
+        if os.environ.get("GITCOOP_DEBUG"):
+            raise exc
+        failure = write_failed(exc, "the standard output", after="the output is incomplete")
+        _err(f"gitcoop: error: {failure.message} (fix: {failure.hint})")
+    return int(ExitCode.CHECK_FAILED)
 
 
 if __name__ == "__main__":

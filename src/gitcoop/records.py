@@ -512,6 +512,7 @@ class Anchor(NamedTuple):
     block_hash: str
     seq: int  # the anchored entry
     head: str  # its hash
+    contract: str | None = None  # the anchor contract it was sent to; None: to the sender
 
 
 def anchor_fields(body: dict[str, Any]) -> Anchor:
@@ -519,6 +520,7 @@ def anchor_fields(body: dict[str, Any]) -> Anchor:
     d = _dict(body, "anchor", {"origin", "chain", "tx", "from", "block", "anchored"})
     block = _dict(d["block"], "block", {"number", "hash"})
     anchored = _dict(d["anchored"], "anchored", {"seq", "head"})
+    contract = None if "contract" not in d else _match(d, "contract", _ADDRESS)
     return Anchor(
         _match(d, "origin", _HEX64),
         _int(d, "chain"),
@@ -528,6 +530,7 @@ def anchor_fields(body: dict[str, Any]) -> Anchor:
         _match(block, "hash", _HEXHASH),
         _int(anchored, "seq"),
         _match(anchored, "head", _HEX64),
+        contract,
     )
 
 

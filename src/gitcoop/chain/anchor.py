@@ -8,7 +8,9 @@ any point resumes from the journal: the newest journaled transaction is sent aga
 answer with the same hash), never an unjournaled one. A transaction not mined within the
 wait, or refused as underpriced, is replaced: the same nonce, both fees raised by at least
 12.5%, never above the cap. The journal keeps every transaction it signed, and a receipt
-for any of them is the anchor.
+for any of them is the anchor. The transaction goes to the anchoring account itself, or,
+with a contract given, to the anchor contract (``chain/contract.py``), with the same
+calldata either way.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gitcoop import _faults, _fs, constants, ledger, records
+from gitcoop.chain import contract as contract_mod
 from gitcoop.chain.rpc import DEFAULT_TIMEOUT, Finality, Rpc, RpcError
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ConfigError, GitcoopError, GitOperationError, VerificationError
@@ -29,7 +32,8 @@ from gitcoop.session import Session, open_session, signer_for
 
 TAG = b"gitcoop-anchor-v1\x00"  # domain separation: this calldata means nothing else
 JOURNAL = "anchor.json"
-JOURNAL_VERSION = 2  # 1: one transaction (raw, tx); 2: every transaction signed, fees, cap
+# 1: one transaction (raw, tx); 2: every transaction signed, fees, cap; 3: the recipient
+JOURNAL_VERSION = 3
 CAP_FACTOR = 3  # the default cap on maxFeePerGas: this many times the first estimate
 TRIES = 3  # replacements in a row a node may refuse as underpriced before we stop
 # geth's txpool and anvil want a replacement to raise both fees by 10% (geth's PriceBump);
@@ -37,7 +41,7 @@ TRIES = 3  # replacements in a row a node may refuse as underpriced before we st
 _BUMP_NUM, _BUMP_DEN = 9, 8
 # A node's answers to a transaction it has: geth, erigon "already known"; older geth
 # "known transaction"; anvil "transaction already imported".
-_KNOWN = ("already known", "already imported", "known transaction")
+KNOWN = ("already known", "already imported", "known transaction")
 # Fees too low to enter the pool or to be mined now: geth's ErrUnderpriced,
 # ErrReplaceUnderpriced and ErrFeeCapTooLow (anvil words the last one the same way).
 _UNDERPRICED = ("underpriced", "less than block base fee")
@@ -80,6 +84,7 @@ class Journal:
     block_number: int | None = None
     block_hash: str | None = None
     history: list[str] = field(default_factory=list)
+    to: str = ""  # the recipient: the sender itself, or the anchor contract
     version: int = JOURNAL_VERSION
 
     @property
@@ -100,8 +105,8 @@ class Journal:
 
     @classmethod
     def load(cls, path: Path) -> Journal | None:
-        """The journal, or None; a version 1 journal is read as version 2. Raises
-        ConfigError for one that cannot be read, or that a newer gitcoop wrote."""
+        """The journal, or None; a journal of version 1 or 2 is read as version 3.
+        Raises ConfigError for one that cannot be read, or that a newer gitcoop wrote."""
         raw = _fs.read_or_none(path)
         if raw is None:
             return None
@@ -110,10 +115,12 @@ class Journal:
             version = obj.get("version", 1)
             if version == 1:
                 obj = _from_v1(obj)
+            elif version == 2:  # before anchor contracts: always to the sender itself
+                obj.update(to=obj["sender"], version=JOURNAL_VERSION)
             elif version != JOURNAL_VERSION:
                 raise ConfigError(
                     f"the anchoring journal {path} has version {version}; this gitcoop "
-                    f"reads versions 1 and {JOURNAL_VERSION}",
+                    f"reads versions 1 to {JOURNAL_VERSION}",
                     hint="finish the anchoring with the gitcoop that started it",
                 )
             obj["txs"] = [Sent(**t) for t in obj["txs"]]
@@ -129,13 +136,14 @@ class Journal:
 
 
 def _from_v1(obj: dict[str, Any]) -> dict[str, Any]:
-    """A version 1 journal (one transaction: ``raw`` and ``tx``) as version 2: the fees
+    """A version 1 journal (one transaction: ``raw`` and ``tx``) as version 3: the fees
     and gas are read back from the signed transaction; the cap is three times its max fee,
-    which was the first estimate."""
+    which was the first estimate; it was sent to the sender itself."""
     raw = obj.pop("raw")
     _, nonce, tip, max_fee, gas = _tx_fields(raw)
     obj["txs"] = [asdict(Sent(obj["tx"], raw, nonce, max_fee, tip))]
     obj.update(gas=gas, cap=CAP_FACTOR * max_fee, nonce=nonce, version=JOURNAL_VERSION)
+    obj["to"] = obj["sender"]
     return obj
 
 
@@ -205,16 +213,20 @@ def anchor(
     wait: float = 120.0,
     max_fee_gwei: float | None = None,
     rpc_timeout: float = DEFAULT_TIMEOUT,
+    contract: str | None = None,
     say: Say = lambda _: None,
 ) -> Anchored:
     """Anchor the ledger head (the newest entry that is not itself an anchor) on chain
     ``chain_id`` through the node at ``url``, or resume an anchoring the journal holds.
-    No transaction is signed with a maxFeePerGas above ``max_fee_gwei`` (default: the
-    journal's cap, three times the first estimate); each node call waits ``rpc_timeout``
-    seconds for an answer. Raises GitcoopError when a
+    The transaction goes to the sending account itself, or to the anchor ``contract``
+    (checked to hold its code first). No transaction is signed with a maxFeePerGas above
+    ``max_fee_gwei`` (default: the journal's cap, three times the first estimate); each
+    node call waits ``rpc_timeout`` seconds for an answer. Raises GitcoopError when a
     transaction is not mined in time, or its replacement would pass the cap."""
     from gitcoop import eth
 
+    sender = eth.address_of(secret)
+    to = sender if contract is None else eth.checksummed(contract)
     verify_mod.verify(path)
     s = open_session(path)
     rpc = Rpc(url, timeout=rpc_timeout)
@@ -224,16 +236,13 @@ def anchor(
             f"the node at {url} is on chain {node}, not {chain_id}",
             hint="check --rpc and --chain-id; nothing was signed",
         )
-    sender = eth.address_of(secret)
+    if contract is not None:
+        contract_mod.require_ours(rpc, to)
     cap = None if max_fee_gwei is None else _wei(max_fee_gwei)
     where = s.local / JOURNAL
     j = Journal.load(where)
     if j is not None and j.state not in ("final", "failed"):
-        if j.chain_id != chain_id or j.sender.lower() != sender.lower():
-            raise ConfigError(
-                f"an anchoring on chain {j.chain_id} from {j.sender} is unfinished",
-                hint="finish it with the same --chain-id and key",
-            )
+        _same_run(j, chain_id, sender, to)
         if dry_run:  # nothing is sent, signed or journaled
             return Anchored("prepared", j.seq, j.head, j.tx)
         say(f"gitcoop: resuming the anchoring of entry #{j.seq} ({j.state}, tx {j.tx})")
@@ -243,12 +252,24 @@ def anchor(
         seq, head, done = _target(s)
         if done and not _lost(path, url, seq):
             return Anchored("already", seq, head)
-        j = _prepare(s, rpc, secret, sender, chain_id, seq, head, cap)
+        j = _prepare(s, rpc, secret, _Target(chain_id, sender, to, seq, head), cap)
         if dry_run:
             return Anchored("prepared", seq, head, j.tx)
         j.save(where, "prepared")
         _faults.hit("anchor", "after-prepare")
     return _advance(s, _Run(rpc, secret, j, where, wait, say), confirmations)
+
+
+def _same_run(j: Journal, chain_id: int, sender: str, to: str) -> None:
+    """Raise ConfigError unless the unfinished anchoring ``j`` is on the same chain, from
+    the same account, to the same recipient as asked now."""
+    asked = (chain_id, sender.lower(), to.lower())
+    if (j.chain_id, j.sender.lower(), j.to.lower()) != asked:
+        via = "" if j.to.lower() == j.sender.lower() else f" to the contract {j.to}"
+        raise ConfigError(
+            f"an anchoring on chain {j.chain_id} from {j.sender}{via} is unfinished",
+            hint="finish it with the same --chain-id, key and --contract",
+        )
 
 
 def _target(s: Session) -> tuple[int, str, bool]:
@@ -276,7 +297,7 @@ def _body(rec: ledger.Record) -> dict[str, Any]:
     return dict(obj["body"])
 
 
-def _fees(rpc: Rpc) -> tuple[int, int]:
+def fees(rpc: Rpc) -> tuple[int, int]:
     """(base fee, priority fee) now: the base fee of the next block where the node names
     it (its ``pending`` block), else of the latest."""
     tip = int(rpc.call("eth_maxPriorityFeePerGas"), 16)
@@ -304,20 +325,23 @@ def _priced(base: int, tip: int, least: int, cap: int) -> int:
     return min(max(least, 2 * base + tip), cap)
 
 
-def _prepare(
-    s: Session,
-    rpc: Rpc,
-    secret: bytes,
-    sender: str,
-    chain_id: int,
-    seq: int,
-    head: str,
-    cap: int | None,
-) -> Journal:
-    data = calldata(s.head.origin, seq + 1, head)
+@dataclass(frozen=True)
+class _Target:
+    """What a new anchoring is to send: on which chain, from and to whom, which entry."""
+
+    chain_id: int
+    sender: str
+    to: str
+    seq: int
+    head: str
+
+
+def _prepare(s: Session, rpc: Rpc, secret: bytes, t: _Target, cap: int | None) -> Journal:
+    sender = t.sender
+    data = calldata(s.head.origin, t.seq + 1, t.head)
     nonce = int(rpc.call("eth_getTransactionCount", sender, "pending"), 16)
-    base, tip = _fees(rpc)
-    call = {"from": sender, "to": sender, "data": data, "value": "0x0"}
+    base, tip = fees(rpc)
+    call = {"from": sender, "to": t.to, "data": data, "value": "0x0"}
     try:
         gas = int(rpc.call("eth_estimateGas", call), 16)
     except RpcError as exc:
@@ -339,7 +363,7 @@ def _prepare(
             f"cost up to {cost}",
             hint="fund the account; nothing was signed",
         )
-    j = Journal("new", chain_id, seq, head, data, sender, gas, cap, nonce, "", [])
+    j = Journal("new", t.chain_id, t.seq, t.head, data, sender, gas, cap, nonce, "", [], to=t.to)
     j.add(_sign(j, secret, nonce, max_fee, tip))
     return j
 
@@ -352,7 +376,7 @@ def _sign(j: Journal, secret: bytes, nonce: int, max_fee: int, tip: int) -> Sent
         "type": 2,
         "chainId": j.chain_id,
         "nonce": nonce,
-        "to": j.sender,
+        "to": j.to,
         "value": 0,
         "data": j.data,
         "gas": j.gas,
@@ -440,7 +464,7 @@ class _Run:
             sent = self.rpc.call("eth_sendRawTransaction", j.current.raw)
         except RpcError as exc:
             text = exc.text.lower()
-            if any(k in text for k in _KNOWN):
+            if any(k in text for k in KNOWN):
                 return  # this very transaction: the node has it
             if "nonce too low" in text:
                 if any(self.rpc.call("eth_getTransactionByHash", t.tx) for t in j.txs):
@@ -469,7 +493,7 @@ class _Run:
         fees raised by at least 12.5% over every journaled one, and to what the base fee
         now needs; raises GitcoopError when that passes the cap (nothing signed)."""
         j = self.j
-        base, tip_now = _fees(self.rpc)
+        base, tip_now = fees(self.rpc)
         rivals = [t for t in j.txs if t.nonce == j.nonce]
         tip = max(_bumped(max(t.tip for t in rivals)), tip_now)
         least = max(_bumped(max(t.max_fee for t in rivals)), base + tip)
@@ -502,7 +526,7 @@ class _Run:
                 f"nonce of {j.sender}",
                 hint="check the node; the journal keeps the transaction",
             )
-        base, tip = _fees(self.rpc)
+        base, tip = fees(self.rpc)
         if base + tip > j.cap:
             raise _over_cap(
                 "the anchoring transaction",
@@ -561,6 +585,8 @@ def _record(s: Session, j: Journal) -> int:
         "block": {"number": j.block_number, "hash": j.block_hash},
         "anchored": {"seq": j.seq, "head": j.head},
     }
+    if j.to.lower() != j.sender.lower():
+        body["contract"] = j.to  # absent for a send to self: such entries read as before
     event = records.Event("anchor", body, signer, records.now())
     envelope = records.sign(event.payload(), constants.EVENT_PAYLOAD_TYPE, key)
     return ledger.append(s.repo, "anchor", key.public_openssh, envelope).entry.seq
