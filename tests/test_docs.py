@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,16 @@ def test_readme_opens_with_the_two_commands() -> None:
     lines = [ln for ln in (ROOT / "README.md").read_text().splitlines() if ln.strip()]
     block = lines[lines.index("```sh") + 1 : lines.index("```sh") + 3]
     assert [ln.split()[:2] for ln in block] == [["make", "demo"], ["make", "test"]]
+
+
+def test_the_threat_model_names_only_tests_that_exist() -> None:
+    text = (ROOT / "docs/threat-model.md").read_text()
+    named = set(re.findall(r"`(tests/test_\w+\.py)::(\w+)`", text))
+    assert len(named) > 50  # the table names its tests this way
+    missing = [
+        f"{path}::{name}"
+        for path, name in sorted(named)
+        if not (ROOT / path).exists()
+        or not re.search(rf"^def {name}\(", (ROOT / path).read_text(), flags=re.M)
+    ]
+    assert not missing, missing
