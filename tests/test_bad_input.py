@@ -168,3 +168,31 @@ def test_malformed_challenge_file_names_key_and_line(world: World) -> None:
     line = _one_line_error(out, 2)
     assert ".coop/challenge.yaml:6" in line and "comand" in line
     assert _state(m) == before
+
+
+_BROKEN_IMPORT = """
+import sys
+class Truncated:  # what importlib raises for a truncated .pyc
+    def find_spec(self, name, path=None, target=None):
+        if name == "gitcoop.commands.key":
+            raise EOFError("marshal data too short")
+sys.meta_path.insert(0, Truncated())
+from gitcoop.__main__ import main
+sys.argv = ["git-coop", "key", "generate"]
+sys.exit(main())
+"""
+
+
+def test_an_eof_outside_a_prompt_is_named_not_taken_for_an_abort(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _BROKEN_IMPORT], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert out.returncode == 1, out.stderr
+    # (the blank line before it is the command-line framework's, written for a prompt)
+    assert out.stderr.strip() == (
+        "gitcoop: internal error: EOFError: marshal data too short "
+        "(please report it; GITCOOP_DEBUG=1 shows the traceback)"
+    )

@@ -188,8 +188,10 @@ sys.exit(main())
 
 def _limited(p: Player, limit: int, *args: str) -> subprocess.CompletedProcess[str]:
     """``git coop args`` as ``p`` with files capped at ``limit`` bytes (ulimit -f): a real
-    EFBIG (Python ignores SIGXFSZ)."""
-    return run(p.repo, sys.executable, "-c", _LIMITED, str(limit), *args, env=p.env, check=False)
+    EFBIG (Python ignores SIGXFSZ). No bytecode is written: importlib writes a .pyc with one
+    unchecked write, so under the cap it would leave a truncated one for every later run."""
+    env = {**p.env, "PYTHONDONTWRITEBYTECODE": "1"}
+    return run(p.repo, sys.executable, "-c", _LIMITED, str(limit), *args, env=env, check=False)
 
 
 def test_a_file_size_limit_and_a_full_device_fail_writes_for_real(world: World) -> None:

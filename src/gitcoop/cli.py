@@ -1294,9 +1294,8 @@ def _run(complete_var: str) -> int:
     is; returns the exit code."""
     try:
         code = app(prog_name="git coop", complete_var=complete_var, standalone_mode=False)
-    except typer.Abort:
-        _err("gitcoop: aborted")
-        return int(ExitCode.CHECK_FAILED)
+    except typer.Abort as exc:
+        return _aborted(exc.__cause__)
     except Exception as exc:
         # Typer's usage errors (vendored click's UsageError: an unknown option, a bad value,
         # an extra argument) are no public type: they are the exceptions with exit code 2
@@ -1309,6 +1308,21 @@ def _run(complete_var: str) -> int:
             _err(f"gitcoop: error: {' '.join(exc.format_message().split())}{fix}")
         return int(ExitCode.USAGE)
     return code if isinstance(code, int) else 0
+
+
+def _aborted(cause: BaseException | None) -> int:
+    # Typer turns Ctrl-C, and an EOFError raised anywhere (a prompt's closed input, but also
+    # a truncated .pyc met by an import), into a bare Abort: name what happened.
+    if cause is None or isinstance(cause, KeyboardInterrupt):
+        _err("gitcoop: interrupted")
+        return 130
+    if os.environ.get("GITCOOP_DEBUG"):
+        raise cause
+    _err(
+        f"gitcoop: internal error: {type(cause).__name__}: {cause} "
+        "(please report it; GITCOOP_DEBUG=1 shows the traceback)"
+    )
+    return int(ExitCode.CHECK_FAILED)
 
 
 def main() -> int:
