@@ -106,6 +106,11 @@ class Format(StrEnum):
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (stable, documented schema).")]
+RpcOpt = Annotated[str, typer.Option("--rpc", help="The Ethereum node (JSON-RPC URL).")]
+EthKeyFileOpt = Annotated[
+    Path | None,
+    typer.Option("--key-file", help="The sending account's key (hex, 0600; or GITCOOP_ETH_KEY)."),
+]
 RpcTimeoutOpt = Annotated[
     float,
     typer.Option(
@@ -545,16 +550,11 @@ def _verify_chain(
 
 @app.command()
 def anchor(
-    rpc: Annotated[str, typer.Option("--rpc", help="The Ethereum node (JSON-RPC URL).")],
+    rpc: RpcOpt,
     chain_id: Annotated[
         int, typer.Option("--chain-id", min=1, help="The chain to anchor on (checked first).")
     ],
-    key_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--key-file", help="The sending account's key (hex, 0600; or GITCOOP_ETH_KEY)."
-        ),
-    ] = None,
+    key_file: EthKeyFileOpt = None,
     confirmations: Annotated[
         int | None,
         typer.Option(
@@ -626,7 +626,7 @@ def anchor(
 
 @app.command()
 def anchors(
-    rpc: Annotated[str, typer.Option("--rpc", help="The Ethereum node (JSON-RPC URL).")],
+    rpc: RpcOpt,
     contract: Annotated[
         list[str] | None,
         typer.Option(
@@ -690,16 +690,11 @@ def _anchors_text(found: Survey) -> None:
 
 @anchor_contract_app.command("deploy")
 def anchor_contract_deploy(
-    rpc: Annotated[str, typer.Option("--rpc", help="The Ethereum node (JSON-RPC URL).")],
+    rpc: RpcOpt,
     chain_id: Annotated[
         int, typer.Option("--chain-id", min=1, help="The chain to deploy on (checked first).")
     ],
-    key_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--key-file", help="The sending account's key (hex, 0600; or GITCOOP_ETH_KEY)."
-        ),
-    ] = None,
+    key_file: EthKeyFileOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Build and sign the transaction; send nothing.")
     ] = False,

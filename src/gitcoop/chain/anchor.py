@@ -25,7 +25,7 @@ from typing import Any
 
 from gitcoop import _faults, _fs, constants, ledger, records
 from gitcoop.chain import contract as contract_mod
-from gitcoop.chain.rpc import DEFAULT_TIMEOUT, Finality, Rpc, RpcError
+from gitcoop.chain.rpc import DEFAULT_TIMEOUT, Finality, Rpc, RpcError, check_chain
 from gitcoop.commands import verify as verify_mod
 from gitcoop.errors import ConfigError, GitcoopError, GitOperationError, VerificationError
 from gitcoop.session import Session, open_session, signer_for
@@ -230,12 +230,7 @@ def anchor(
     verify_mod.verify(path)
     s = open_session(path)
     rpc = Rpc(url, timeout=rpc_timeout)
-    node = int(rpc.call("eth_chainId"), 16)
-    if node != chain_id:
-        raise ConfigError(
-            f"the node at {url} is on chain {node}, not {chain_id}",
-            hint="check --rpc and --chain-id; nothing was signed",
-        )
+    check_chain(rpc, chain_id)
     if contract is not None:
         contract_mod.require_ours(rpc, to)
     cap = None if max_fee_gwei is None else _wei(max_fee_gwei)

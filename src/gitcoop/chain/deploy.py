@@ -18,7 +18,7 @@ from typing import Any
 from gitcoop import _faults, _fs
 from gitcoop.chain import contract
 from gitcoop.chain.anchor import KNOWN, Say, fees
-from gitcoop.chain.rpc import DEFAULT_TIMEOUT, Rpc, RpcError
+from gitcoop.chain.rpc import DEFAULT_TIMEOUT, Rpc, RpcError, check_chain
 from gitcoop.errors import ConfigError, GitcoopError, VerificationError
 from gitcoop.session import open_session
 
@@ -92,12 +92,7 @@ def deploy(
 
     sender = eth.address_of(secret)
     rpc = Rpc(url, timeout=rpc_timeout)
-    node = int(rpc.call("eth_chainId"), 16)
-    if node != chain_id:
-        raise ConfigError(
-            f"the node at {url} is on chain {node}, not {chain_id}",
-            hint="check --rpc and --chain-id; nothing was signed",
-        )
+    check_chain(rpc, chain_id)
     where = open_session(path).local / JOURNAL
     j = DeployJournal.load(where)
     if j is not None and j.state == "deployed" and j.chain_id == chain_id:

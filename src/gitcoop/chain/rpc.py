@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gitcoop.errors import GitOperationError
+from gitcoop.errors import ConfigError, GitOperationError
 
 _RETRIES = 3
 DEFAULT_TIMEOUT = 10.0
@@ -134,3 +134,14 @@ def _finalized(rpc: Rpc) -> int:
             hint="on a chain without the finalized tag, pass --confirmations N",
         )
     return int(block["number"], 16)
+
+
+def check_chain(rpc: Rpc, chain_id: int) -> None:
+    """Raise ConfigError unless the node serves chain ``chain_id``: checked before
+    anything is signed, so a wrong node costs nothing."""
+    node = int(rpc.call("eth_chainId"), 16)
+    if node != chain_id:
+        raise ConfigError(
+            f"the node at {rpc.url} is on chain {node}, not {chain_id}",
+            hint="check --rpc and --chain-id; nothing was signed",
+        )
