@@ -668,7 +668,8 @@ def _anchors_text(found: Survey) -> None:
         _err(f"gitcoop: warning: not listed: {why}")
     for address, start in found.listed.items():
         mine = [e for e in found.events if e.contract == address.lower()]
-        _say(f"contract {address}, from block {start}: {len(mine)} anchors of this ledger")
+        count = f"{len(mine)} anchor{'' if len(mine) == 1 else 's'}"
+        _say(f"contract {address}, from block {start}: {count} of this ledger")
         for e in mine:
             _say(f"  {e.status.upper() if e.status == 'fork' else e.status}: {e.detail}")
     for e in found.events:
