@@ -18,6 +18,7 @@ from typing import Any
 #        | ("forward-then-error", code, message) | ("rewrite", function of the result)
 #        | ("stall", seconds): answer an error after the wait, never passing the call on
 #        | ("forward-then-stall", seconds): pass the call on at once, answer after the wait
+#        | ("raw", body): answer these bytes
 Fault = tuple[Any, ...]
 
 
@@ -58,6 +59,8 @@ class Proxy:
             return int(fault[1]), b'{"message": "scripted"}'
         if kind == "malformed":
             return 200, b"<html>not json</html>"
+        if kind == "raw":
+            return 200, bytes(fault[1])
         if kind in ("error", "forward-then-error", "stall"):
             if kind == "forward-then-error":
                 self.forward(raw)

@@ -41,6 +41,18 @@ def hermetic_seal(
         monkeypatch.setenv(k, v)
 
 
+_RECURSION_LIMIT = sys.getrecursionlimit()
+
+
+@pytest.fixture(autouse=True)
+def recursion_limit() -> Iterator[None]:
+    """Each test starts with the interpreter's own recursion limit: eth-account (py_ecc)
+    raises it to 100,000 when a test imports it, and the next test's deeply nested input
+    would then crash the worker in C instead of raising RecursionError."""
+    yield
+    sys.setrecursionlimit(_RECURSION_LIMIT)
+
+
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     return make_world(tmp_path)

@@ -68,6 +68,19 @@ def test_a_node_that_never_answers_is_named_within_the_timeout(world: World, anv
     assert _entries(m) == entries and not (m.repo / ".git/coop/anchor.json").exists()
 
 
+def test_an_answer_nested_past_any_json_rpc_answer_is_named_not_a_crash(
+    world: World, anvil: Node
+) -> None:
+    # eth-account's py_ecc raises the recursion limit to 100,000 for the whole process:
+    # this answer then overflowed the C stack in the JSON decoder (a segfault).
+    m = world.maintainer()
+    deep = b'{"jsonrpc": "2.0", "id": 1, "result": ' + b"[" * 200_000
+    with proxying(Proxy(anvil.url, {"eth_chainId": [("raw", deep)]})) as proxy:
+        out = _anchor(m, proxy.url, anvil.keys[0])
+    assert out.returncode == 1, out.stderr
+    assert "sent no JSON-RPC answer to eth_chainId" in out.stderr
+
+
 def test_a_send_answered_too_late_is_sent_again_and_counted_once(world: World, anvil: Node) -> None:
     m = world.maintainer()
     before = _sent(anvil)

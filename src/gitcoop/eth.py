@@ -6,8 +6,14 @@ import), and only where it is installed (``pip install 'gitcoop[eth]'``).
 
 from __future__ import annotations
 
+import sys
+
 from gitcoop.errors import ConfigError
 
+# py_ecc, which eth-account imports, raises the interpreter's recursion limit to 100,000
+# for the whole process; with it, input nested deeply enough (a node's JSON answer) would
+# overflow the C stack in the JSON decoder and crash the process instead of raising.
+_LIMIT = sys.getrecursionlimit()
 try:
     from eth_account import Account
     from eth_account.messages import encode_defunct
@@ -16,6 +22,8 @@ except ImportError:
     raise ConfigError(
         "an Ethereum address needs the eth-account package", hint="pip install 'gitcoop[eth]'"
     ) from None
+finally:
+    sys.setrecursionlimit(_LIMIT)
 
 
 def checksummed(address: str) -> str:

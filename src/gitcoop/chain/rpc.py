@@ -86,7 +86,7 @@ class Rpc:
 def _result(method: str, r: Any, url: str) -> Any:
     try:
         answer = r.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past any JSON-RPC answer
         answer = None
     if r.status_code >= 400 or not isinstance(answer, dict) or answer.get("jsonrpc") != "2.0":
         raise GitOperationError(
