@@ -1780,6 +1780,7 @@ BAD_VALUES = st.sampled_from(
 @fuzz(200)
 @given(st.text(min_size=1, max_size=8), BAD_VALUES, st.data())
 def test_a_bad_score_value_is_a_metric_error(name: str, bad: str, data: st.DataObject) -> None:
+    assume(bad != "{" + json.dumps(name) + ": 0.5}")  # that one is a good line on its own
     prefix, suffix = data.draw(PREFIXES), data.draw(SUFFIXES)
     line = "{" + json.dumps(name) + ": " + bad + "}"
     check(lambda: metric.parse_metric_output(prefix + line.encode() + suffix, name), MetricError)
