@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from testing.imports import loaded_modules
 from testing.world import World
 
 from gitcoop.cli import command_tree
@@ -255,27 +255,11 @@ def test_fish_completes_git_coop_and_git_hyphen_coop(tmp_path: Path) -> None:
     assert replies["git coop report --html rep"] == ["report.html"]
 
 
-PROBE = (
-    "import runpy, sys\n"
-    "sys.argv = ['gitcoop'] + sys.argv[1:]\n"
-    "try:\n    runpy.run_module('gitcoop', run_name='__main__')\n"
-    "except SystemExit:\n    pass\n"
-    "print('\\nMODULES', ' '.join(sorted(sys.modules)), file=sys.stderr)\n"
-)
-
-
 def test_the_hook_path_loads_no_completion_and_no_man_page_code(world: World) -> None:
     m = world.maintainer()
     head = m.head()
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, "hook-impl", "pre-push", "origin", str(world.remote)],
-        cwd=m.repo,
-        input=f"refs/heads/main {head} refs/heads/main {head}\n",
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    line = next(ln for ln in out.stderr.splitlines() if ln.startswith("MODULES"))
-    modules = set(line.split()[1:])
+    stdin = f"refs/heads/main {head} refs/heads/main {head}\n"
+    args = ("hook-impl", "pre-push", "origin", str(world.remote))
+    modules = loaded_modules(m.repo, *args, stdin=stdin)
     assert "gitcoop.commands.hook" in modules
     assert not modules & {"gitcoop.completion", "gitcoop.manpage", "gitcoop.cli", "typer"}

@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
+from testing.imports import loaded_modules
 from testing.world import World
 
 HEAVY = ("eth_account", "requests", "rich.progress", "web3")
 
-PROBE = (
-    "import runpy, sys\n"
-    "sys.argv = ['gitcoop'] + sys.argv[1:]\n"
-    "try:\n    runpy.run_module('gitcoop', run_name='__main__')\n"
-    "except SystemExit:\n    pass\n"
-    "print('\\nMODULES', ' '.join(sorted(sys.modules)), file=sys.stderr)\n"
-)
-
-
-def _modules(cwd, *args: str, stdin: str = "") -> set[str]:
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    line = next(ln for ln in out.stderr.splitlines() if ln.startswith("MODULES"))
-    return set(line.split()[1:])
-
 
 def test_help_imports_nothing_heavy(tmp_path) -> None:
-    mods = _modules(tmp_path, "--help")
+    mods = loaded_modules(tmp_path, "--help")
     assert "typer" in mods
     assert not [m for m in HEAVY if m in mods]
 
@@ -42,7 +19,7 @@ def test_idle_hook_imports_nothing_heavy(world: World) -> None:
     m.git("push", "-q", "origin", "main")
     head = m.head()
     stdin = f"refs/heads/main {head} refs/heads/main {head}\n"
-    mods = _modules(m.repo, "hook-impl", "pre-push", "origin", str(world.remote), stdin=stdin)
+    mods = loaded_modules(m.repo, "hook-impl", "pre-push", "origin", str(world.remote), stdin=stdin)
     assert "gitcoop.commands.hook" in mods
     assert not [m for m in HEAVY if m in mods]
     assert "typer" not in mods  # the hook never loads the CLI framework
